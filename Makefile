@@ -1,0 +1,52 @@
+# dmrules: two commands set up a fresh machine and do the work.
+#   make test      create .venv if missing, install, run the test suite (CPU, < 10 min on 2 cores)
+#   make figures   create .venv if missing, install, regenerate figures, tables and reports/REPORT.md
+# Also: make figures-full (paper scale), make bench, make bench-fullscale, make clean.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dmrules-installed
+# torch: a machine that already has a CUDA torch shares it with the venv; otherwise
+# the local CPU build is pinned here (the package itself only asks for torch>=2.4).
+TORCH_CPU ?= torch==2.13.0
+
+.PHONY: venv test figures figures-full bench bench-fullscale clean help
+
+help:
+	@sed -n '1,6p' Makefile
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
+	    echo "[venv] CUDA torch found: .venv shares the system site-packages"; \
+	    $(PYTHON) -m venv --system-site-packages $(VENV); \
+	  else \
+	    $(PYTHON) -m venv $(VENV); \
+	  fi; \
+	fi
+	@$(PY) -c "import torch" 2>/dev/null || { echo "[venv] installing $(TORCH_CPU) (CPU build)"; $(PY) -m pip install -q "$(TORCH_CPU)"; }
+	@echo "[venv] installing dmrules and its test extra"
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+figures: $(STAMP)
+	$(PY) -m reports --preset default
+
+figures-full: $(STAMP)
+	$(PY) -m reports --preset full
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_sims.py
+	$(PY) benchmarks/bench_data.py
+
+bench-fullscale: $(STAMP)
+	$(PY) benchmarks/bench_fullscale.py
+
+clean:
+	rm -rf reports/cache .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from dmrules.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""fullscale package (see README.md)."""

@@ -1,0 +1,1 @@
+"""sims package (see README.md)."""

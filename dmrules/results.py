@@ -98,8 +98,11 @@ def git_commit() -> str:
 def device_name() -> str:
     """A human description of where this runs: the GPU name, or the CPU and its thread count."""
     try:
-        import torch
-
+        # issue 5: a process that never imported torch (e.g. `dmrules data`) ran on the CPU; do not
+        # pay torch's multi-second import just to say so.
+        torch = sys.modules.get("torch")
+        if torch is None:
+            raise ImportError("torch not imported by this process")
         if torch.cuda.is_available():
             return f"cuda:{torch.cuda.get_device_name(0)}"
         threads = torch.get_num_threads()

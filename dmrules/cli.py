@@ -32,6 +32,7 @@ dmrules: theory and simulation toolkit for what diffusion models learn.
   run        data -> train -> sample -> evaluate in one go (skips what is done)
   classifier train noisy / clean rule classifiers on contrastive data
   filter     keep generated samples a clean classifier calls rule-conforming
+  mitigate   guided vs unguided vs filtered samples, per task (a table)
 
 Run `dmrules COMMAND --help` for each command's options. `make figures` regenerates every figure.
 """

@@ -7,6 +7,7 @@ The data sets come from ``dmrules data``; the points are measured from their pix
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from reports.pipeline import Figure, Result
@@ -28,6 +29,7 @@ PAPER = {
 }
 
 
+@functools.lru_cache(maxsize=16)  # draw and paper_vs_ours measure the same data sets in one run
 def _measure(path):
     from fullscale import evaluate as ev
     from fullscale import tasks
@@ -93,6 +95,32 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     return files
 
 
+def _paper_vs_ours(inputs: dict) -> list[dict]:
+    """Training-data fits and conforming % beside the authors' printed numbers (reports.reference)."""
+    from reports.reference import REFERENCE, row
+
+    rows = []
+    for task in TASKS:
+        _, res = _measure(inputs[DATA32[task].key])
+        paper = REFERENCE[f"rules.train_fit.{task}"].values
+        paper_slope, paper_r2 = paper["slope"], paper["r2"]
+        ok = abs(res["slope"] - paper_slope) <= 0.03 and abs(res["r2"] - paper_r2) <= 0.02
+        note = "" if ok else ("their evaluator measures the pole-top-to-shadow-tail height, which includes the "
+                              "shadow's thickness (protocol Sec. 3.5b); ours measures the pole")
+        rows.append(row(f"rules.train_fit.{task}", f"{_fit_text(res)}, R² {res['r2']:.4f} (32 px)", note, ok))
+        paper_pct = REFERENCE[f"rules.conform_train.{task}"].value
+        ok = abs(res["conform_pct"] - paper_pct) <= 2.0
+        note = "" if ok else ("ours measures exact renders at 32 px with sub-pixel features; the authors' numbers come "
+                              "from their colour-threshold evaluator on their PNGs, whose measurement error moves "
+                              "points out of the 0.05 bin")
+        rows.append(row(f"rules.conform_train.{task}", f"{res['conform_pct']:.2f} %", note, ok))
+        rows.append(row(f"rules.authors_eval_exact.{task}",
+                        f"R² {res['r2']:.4f}, {100 * res['parsed'] / res['n']:.1f} % parsed (our evaluator)",
+                        "different evaluators on the same kind of images: ours is the ceiling that generated images "
+                        "are read against here", None))
+    return rows
+
+
 FIGURES = [
     Figure(
         name="data_fits",
@@ -103,5 +131,7 @@ FIGURES = [
         needs=tuple(DATA32.values()) + tuple(DATA64.values()),
         draw=_draw,
         section="rules-data",
+        paper_vs_ours=_paper_vs_ours,
+        reproduces=("rules:fig4",),
     ),
 ]

@@ -1,0 +1,222 @@
+"""``dmrules train``, ``dmrules sample`` and ``dmrules run``: the rules paper's DDPMs on Tasks A-D.
+
+Parsing and dispatch only; the work is in fullscale.train / fullscale.generate / fullscale.pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dmrules.commands import positive_int
+
+TASKS = ("A", "B", "C", "D")
+MODELS = ("unet", "unet-small", "dit-s2", "dit-b2", "mlp")
+PRESETS = ("paper", "cpu", "smoke")
+
+TRAIN_EXAMPLE = """\
+examples:
+  dmrules train --task A --model unet --preset cpu --out runs/A-cpu          (unet -> unet-small on CPU)
+  torchrun --nproc_per_node=8 -m dmrules train --task C --model unet --preset paper --out runs/C
+  dmrules train --task A --model dit-s2 --preset paper --dry-run             (print config, parameters)
+Re-running the same command resumes from RUN/checkpoint.pt."""
+
+SAMPLE_EXAMPLE = """\
+examples:
+  dmrules sample runs/A-cpu --n 3000 --sampler ddpm --seed 0 --out runs/A-cpu/samples-3000
+  dmrules sample runs/A-cpu --guide runs/clf/A-noisy-unet --scale 7 --schedule piecewise --out runs/A-cpu/guided
+Sample k uses seed S+k: the same image whatever --batch, and a killed call resumes."""
+
+RUN_EXAMPLE = """\
+examples:
+  dmrules run --task A --model unet --preset cpu --out runs/A-cpu            (minutes on 2 CPU cores)
+  dmrules run --task A --model unet --preset paper --out runs/A-paper        (GPU: the paper protocol)
+Writes RUN/samples/images.npy, RUN/eval.json, RUN/grid.png, RUN/stats.jsonl, RUN/config.json,
+RUN/summary.parquet; a re-run skips finished phases and says so."""
+
+
+def _perf_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("performance (not part of the run's identity)")
+    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
+    for flag, what in (("bf16", "bf16 autocast"), ("compile", "torch.compile"),
+                       ("channels-last", "channels-last memory format"), ("tf32", "TF32 matmuls/convolutions")):
+        g.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{what} (default: on for CUDA, off for CPU)")
+    g.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: the cores not busy, by load average)")
+
+
+def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    p.add_argument("--task", required=True, choices=TASKS, help="which task (A sun/pole/shadow, B perspective, "
+                   "C tangent circles, D squares)")
+    p.add_argument("--model", default="unet", choices=MODELS,
+                   help="denoiser (default unet: the paper's U-Net; in the cpu/smoke presets it is unet-small)")
+    p.add_argument("--preset", default="paper", choices=PRESETS, help="paper (GPU), cpu (minutes) or smoke "
+                   "(seconds); default paper")
+    p.add_argument("--out", required=True, metavar="RUN", help=out_help)
+    g = p.add_argument_group("overrides of the preset (part of the run's identity)")
+    g.add_argument("--batch", type=positive_int, help="global batch size (paper preset: 256; the paper used 16)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (paper preset: 1.2e-3 = 3e-4 * sqrt(256/16))")
+    g.add_argument("--epochs", type=float, help="passes over the training set (paper: A 400, B 800, C 1600, D 1000)")
+    g.add_argument("--n-train", type=positive_int, help="training set size (paper: A 4000, B-D 2000)")
+    g.add_argument("--seed", type=int, help="training seed: initialisation, data order, noise (default 0)")
+    g.add_argument("--ema-halflife-kimg", type=float, help="EMA half-life in thousands of images")
+    g.add_argument("--warmup-kimg", type=float, help="learning-rate warm-up in thousands of images")
+    g.add_argument("--ckpt-every-kimg", type=float, help="checkpoint interval in thousands of images")
+    g.add_argument("--n-samples", type=positive_int, help="samples drawn by `run` (paper: 3000)")
+    g.add_argument("--sampler", choices=("ddpm", "ddim"), help="sampler used by `run` (paper: ddpm, 999 steps)")
+    g.add_argument("--sample-steps", type=positive_int, help="DDIM steps used by `run`")
+    g.add_argument("--sample-eta", type=float, help="DDIM eta used by `run` (0 deterministic, 1 stochastic)")
+    g.add_argument("--sample-batch", type=positive_int, help="sampling batch size")
+    g.add_argument("--center", action=argparse.BooleanOptionalAction, default=None,
+                   help="train on x0 minus the training-set mean image (cpu preset: on; paper: off)")
+    g.add_argument("--weights", choices=("ema", "raw"), help="sample from the EMA (default) or the raw weights")
+    _perf_args(p)
+
+
+def register(sub) -> None:
+    t = sub.add_parser("train", help="train a DDPM denoiser on a task (auto-resumes)",
+                       description="Train a DDPM (epsilon loss, t ~ U{1..999}, Adam, EMA) on Task A-D.\n\n"
+                       + TRAIN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _run_args(t, "run directory (created; re-running resumes)")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter count, then exit")
+    t.set_defaults(func=_train, _prog=t.prog)
+
+    s = sub.add_parser("sample", help="sample from a trained run (per-sample seeds)",
+                       description="Sample images from RUN's checkpoint with per-sample seeds.\n\n" + SAMPLE_EXAMPLE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("run", metavar="RUN", help="a run directory made by `dmrules train` or `dmrules run`")
+    s.add_argument("--n", type=positive_int, help="number of samples (default: the run's n_samples)")
+    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
+                   help="ddpm: ancestral, 999 -> 1 (paper); ddim: deterministic, --steps steps (default ddpm)")
+    s.add_argument("--steps", type=positive_int, default=50, help="DDIM steps (default 50)")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic (default), 1 stochastic")
+    s.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k (default 0)")
+    s.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the run's sample_batch)")
+    s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA (default) or raw weights")
+    s.add_argument("--variance", choices=("beta", "posterior"), default="beta",
+                   help="ancestral noise variance: beta_t (IDDM, default) or the posterior variance")
+    s.add_argument("--no-png", action="store_true", help="write only images.npy, no PNG files")
+    s.add_argument("--out", required=True, metavar="DIR", help="output folder: images.npy, png/, meta.json")
+    # -- classifier guidance (issue 7; fullscale/guidance.py) --
+    g = s.add_argument_group("classifier guidance: mu <- mu + w_t sigma_t^2 grad log p(y = 1 | x_t, t)")
+    g.add_argument("--guide", metavar="C", help="a noisy classifier (`dmrules classifier train --noisy`) of the run's task")
+    g.add_argument("--scale", type=float, default=None, help="guidance scale s (default 1; needs --guide)")
+    g.add_argument("--schedule", default=None, metavar="S", help="weight schedule w_t: constant (default), linear, "
+                   "quadratic, exponential or piecewise (last 20 steps); see docs/mitigation.md")
+    # -- end classifier guidance --
+    _perf_args(s)
+    s.set_defaults(func=_sample, _prog=s.prog)
+
+    r = sub.add_parser("run", help="data -> train -> sample -> evaluate in one go (skips what is done)",
+                       description="data -> train -> sample -> evaluate for one task and model.\n\n" + RUN_EXAMPLE,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _run_args(r, "run directory (created; re-running skips finished phases)")
+    r.add_argument("--export", metavar="DIR", help="also copy the small result files (eval, points, summary, "
+                   "grid, stats, config) to DIR, e.g. reports/results/ddpm_paper/A_unet")
+    r.set_defaults(func=_run, _prog=r.prog)
+
+
+def _perf(args):
+    from fullscale.presets import Performance
+
+    return Performance(device=args.device, bf16=args.bf16, compile=args.compile,
+                       channels_last=args.channels_last, tf32=args.tf32, threads=args.threads)
+
+
+def _config(args):
+    from fullscale.presets import PRESETS as TABLE, make_config, resolve_model
+
+    steps = args.sample_steps
+    if args.sampler == "ddpm":
+        if steps not in (None, 999):
+            raise ValueError("the ancestral ddpm sampler always takes 999 steps; use --sampler ddim for fewer")
+        steps = 999
+    elif args.sampler == "ddim" and steps is None and TABLE[args.preset](args.task, args.model)["sampler"] == "ddpm":
+        steps = 50
+    cfg = make_config(args.task, args.model, args.preset, perf=_perf(args), batch=args.batch, lr=args.lr,
+                      epochs=args.epochs, n_train=args.n_train, seed=args.seed,
+                      ema_halflife_kimg=args.ema_halflife_kimg, warmup_kimg=args.warmup_kimg,
+                      ckpt_every_kimg=args.ckpt_every_kimg, n_samples=args.n_samples, sampler=args.sampler,
+                      sample_steps=steps,
+                      sample_batch=args.sample_batch, sample_weights=args.weights, sample_eta=args.sample_eta,
+                      center=args.center)
+    if resolve_model(args.preset, args.model) != args.model:
+        print(f"[config] preset {args.preset}: --model {args.model} resolves to {cfg.model} (CPU-sized)")
+    return cfg
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _diverged(args, exc) -> int:
+    sys.stderr.write(f"{args._prog}: error: {' '.join(str(exc).split())}\n")
+    return 1
+
+
+def _train(args) -> int:
+    from fullscale import pipeline, runtime
+    from fullscale.models import build, param_count
+    from fullscale.train import TrainingDiverged, train
+
+    cfg = _config(args)
+    if args.dry_run:
+        n = param_count(build(cfg.model, cfg.image_size))
+        print(json.dumps(cfg.to_json(), indent=2))
+        print(f"[config] {cfg.model}: {n:,} parameters; {cfg.total_images:,} images = {cfg.total_steps:,} steps "
+              f"of {cfg.batch}")
+        return 0
+    rt = runtime.setup(cfg.perf)
+    try:
+        pipeline.check_config(cfg, args.out, write=rt.is_main)
+        if rt.is_main:
+            _log(f"[train] Task {cfg.task}, {cfg.model}, preset {cfg.preset} -> {args.out} on {rt.describe()}")
+        images = pipeline.ensure_data(cfg, args.out, rt, _log)
+        info = train(cfg, args.out, images, rt, log=_log)
+        if info["done_already"] and rt.is_main:
+            _log(f"[train] {args.out}/checkpoint.pt has seen all {cfg.total_images:,} images: nothing to do")
+        elif rt.is_main:
+            _log(f"[train] done: {info['images']:,} images in {info['train_s']:.1f} s")
+    except TrainingDiverged as exc:
+        return _diverged(args, exc)
+    finally:
+        runtime.shutdown(rt)
+    return 0
+
+
+def _sample(args) -> int:
+    from fullscale import generate, runtime
+
+    rt = runtime.setup(_perf(args), distributed=False)
+    cfg = generate.load_run(args.run)
+    guide, weight, extra = None, 1.0, None
+    if args.guide:  # classifier guidance (issue 7)
+        from fullscale import guidance
+
+        guide, weight, extra = guidance.from_cli(args.guide, args.scale, args.schedule, cfg.task, cfg.image_size,
+                                                 rt.device, log=_log, run=args.run)
+    elif args.scale is not None or args.schedule is not None:
+        raise ValueError("--scale and --schedule need --guide C (a noisy classifier)")
+    generate.sample_run(args.run, args.out, rt, n=args.n or cfg.n_samples, seed=args.seed, sampler=args.sampler,
+                        steps=args.steps, eta=args.eta, batch=args.batch or cfg.sample_batch, weights=args.weights,
+                        png=not args.no_png, variance=args.variance, guide=guide, weight=weight,
+                        extra_meta=extra, log=_log)
+    return 0
+
+
+def _run(args) -> int:
+    from fullscale import pipeline, runtime
+    from fullscale.train import TrainingDiverged
+
+    cfg = _config(args)
+    rt = runtime.setup(cfg.perf)
+    try:
+        pipeline.run(cfg, args.out, rt, log=_log)
+        if args.export and rt.is_main:
+            pipeline.export(args.out, args.export, log=_log)
+    except TrainingDiverged as exc:
+        return _diverged(args, exc)
+    finally:
+        runtime.shutdown(rt)
+    return 0

@@ -1,0 +1,42 @@
+"""Denoisers for the rules paper, behind one registry: ``build(name, image_size) -> nn.Module``.
+
+Every model maps (x [B, 3, H, W] in [-1, 1], t [B] int64 in 0..999) to eps_hat [B, 3, H, W].
+
+| name        | what                                           | parameters at 32 px |
+|-------------|------------------------------------------------|---------------------|
+| unet        | the paper's IDDM U-Net (64-128-256-512, SA)    | 23,332,739          |
+| unet-small  | ResBlock U-Net 32-64-64, SA at 8x8 (CPU, ours) | 869,123             |
+| dit-s2      | DiT-S/2, unconditional, no learned sigma       | 32,528,652          |
+| dit-b2      | DiT-B/2, unconditional, no learned sigma       | 129,729,804         |
+| mlp         | depth 3, width 1024, adaptive LayerNorm        | 85,874,688          |
+
+(The numbers are pinned by tests/fullscale/test_models_ddpm.py.)
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from fullscale.models.dit import dit_b2, dit_s2
+from fullscale.models.mlp import mlp
+from fullscale.models.unet import paper_unet, small_unet
+
+MODELS = {
+    "unet": paper_unet,
+    "unet-small": small_unet,
+    "dit-s2": dit_s2,
+    "dit-b2": dit_b2,
+    "mlp": mlp,
+}
+
+
+def build(name: str, image_size: int = 32) -> nn.Module:
+    """The denoiser ``name`` for square images of side ``image_size``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    return MODELS[name](image_size=image_size)
+
+
+def param_count(module: nn.Module) -> int:
+    """Trainable parameters (DiT's fixed position embedding is a buffer, not counted)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,286 @@
+"""The training loop: Adam + EMA on the epsilon loss, resident data, atomic checkpoints, auto-resume, DDP.
+
+edm-style: the loop only sees a config, a denoiser and the loss (which owns the noise law).
+Progress is counted in images. Everything random is a pure function of integers, so a run is
+reproducible and resumable bit for bit on CPU, and its result does not depend on how the global
+batch is split over processes:
+
+- data order: global position p = step * batch + j (j < batch) reads example perm_e[p mod N] where
+  e = p div N and perm_e = randperm(N) seeded by (seed, e);
+- noise of position p: t and eps from the key derive(seed, p) (fullscale.diffusion.EpsilonLoss);
+- process r of W takes positions j in [r B/W, (r+1) B/W); DDP averages the gradients, which is
+  the gradient of the global mean loss.
+
+Files in RUN: ``checkpoint.pt`` (model, EMA, optimiser, RNG state, step, images seen; written
+atomically every ``ckpt_every_kimg``), ``stats.jsonl`` (one line per ``log_every_kimg``),
+``config.json``. Re-running the same command resumes from the checkpoint; a NaN/inf loss stops the
+run with a clear message before any checkpoint is overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dmrules import results as R
+from fullscale import rng
+from fullscale.diffusion import EpsilonLoss, from_uint8
+from fullscale.models import build, param_count
+from fullscale.runtime import Runtime, prepare
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+CHECKPOINT = "checkpoint.pt"
+STATS = "stats.jsonl"
+
+
+class Order:
+    """Dataset index of every global position: per-epoch permutations seeded by (seed, epoch).
+
+    The permutations are drawn on the CPU (the same order on every device) and kept on ``device``;
+    a batch's indices are computed there, so a training step makes no blocking host-to-device copy.
+    """
+
+    def __init__(self, n: int, seed: int, device=None):
+        self.n, self.seed, self.device, self._perms = n, seed, torch.device(device or "cpu"), {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(int(rng.derive(self.seed, epoch, 7).item()) & ((1 << 62) - 1))
+            perm = torch.randperm(self.n, generator=g)
+            if self.device.type == "cuda":
+                perm = perm.pin_memory().to(self.device, non_blocking=True)
+            self._perms = {k: v for k, v in self._perms.items() if k >= epoch - 1}
+            self._perms[epoch] = perm
+        return self._perms[epoch]
+
+    def indices(self, start: int, count: int) -> torch.Tensor:
+        first, last = start // self.n, (start + count - 1) // self.n
+        pos = torch.arange(start, start + count, device=self.device)
+        if first == last:
+            return self._perm(first)[pos - first * self.n]
+        out = torch.empty(count, dtype=torch.int64, device=self.device)
+        for e in range(first, last + 1):
+            lo, hi = max(start, e * self.n), min(start + count, (e + 1) * self.n)
+            out[lo - start:hi - start] = self._perm(e)[pos[lo - start:hi - start] - e * self.n]
+        return out
+
+
+def data_mean(images: np.ndarray) -> torch.Tensor:
+    """The training set's mean image in model units ([-1, 1]), shape [1, 3, H, W] (float32)."""
+    mean = torch.from_numpy(images.reshape(len(images), -1).mean(0, dtype=np.float64)).float()
+    return from_uint8(mean.view(1, *images.shape[1:]))
+
+
+class EMA:
+    """Exponential moving average of the weights with an edm-style half-life in images."""
+
+    def __init__(self, net: torch.nn.Module):
+        self.module = copy.deepcopy(net).requires_grad_(False)
+        self._src = [p for p in net.parameters()]
+        self._dst = [p for p in self.module.parameters()]
+
+    @torch.no_grad()
+    def update(self, beta: float) -> None:
+        torch._foreach_lerp_(self._dst, self._src, 1.0 - beta)
+
+
+def ema_beta(cfg, images_seen: int) -> float:
+    """edm: beta = 0.5 ** (batch / half-life), half-life = min(ema_halflife, rampup * images seen)."""
+    half = cfg.ema_halflife_kimg * 1000.0
+    if cfg.ema_rampup:
+        half = min(half, images_seen * cfg.ema_rampup)
+    return 0.5 ** (cfg.batch / max(half, 1e-8))
+
+
+def learning_rate(cfg, images_seen: int) -> float:
+    """Linear warm-up over ``warmup_kimg``, then constant (IDDM keeps the rate constant)."""
+    warm = cfg.warmup_kimg * 1000.0
+    return cfg.lr * (min(1.0, (images_seen + cfg.batch) / warm) if warm > 0 else 1.0)
+
+
+class Trainer:
+    """Model, EMA, optimiser and the compiled training step (shared by the loop and the benchmark)."""
+
+    def __init__(self, cfg, rt: Runtime, images: np.ndarray):
+        self.cfg, self.rt = cfg, rt
+        torch.manual_seed(cfg.seed)
+        self.net = prepare(build(cfg.model, cfg.image_size), rt)
+        self.ema = EMA(self.net)
+        kw = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, **kw)
+        model = self.net
+        if rt.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(self.net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+        self.model = torch.compile(model) if rt.compile else model
+        self.data = torch.from_numpy(np.ascontiguousarray(images)).to(rt.device)  # resident, uint8
+        # optional centring: the model sees x0 - mean image (see docs/ddpm.md, "cpu preset")
+        self.offset = data_mean(images).to(rt.device) if cfg.center else None
+        self.order = Order(len(images), cfg.seed, rt.device)
+        self.loss_fn = EpsilonLoss()
+        self.local = cfg.batch // rt.world
+        self.lo = rt.rank * self.local
+
+    def _fwd(self, x, t):
+        with self.rt.autocast():
+            return self.model(x, t)
+
+    def step(self, step: int) -> torch.Tensor:
+        """One optimiser step on global positions [step * batch, (step + 1) * batch); returns the loss."""
+        cfg, rt = self.cfg, self.rt
+        start = step * cfg.batch + self.lo
+        seen = step * cfg.batch
+        idx = self.order.indices(start, self.local)
+        x0 = from_uint8(self.data[idx])
+        if self.offset is not None:
+            x0 = x0 - self.offset
+        if rt.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        keys = rng.derive(cfg.seed, torch.arange(start, start + self.local, device=rt.device))
+        for g in self.opt.param_groups:
+            g["lr"] = learning_rate(cfg, seen)
+        loss = self.loss_fn(self._fwd, x0, keys).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.ema.update(ema_beta(cfg, seen + cfg.batch))
+        return loss.detach()
+
+    def state(self, step: int, images: int) -> dict:
+        state = {"model": self.net.state_dict(), "ema": self.ema.module.state_dict(), "opt": self.opt.state_dict(),
+                 "step": step, "images": images, "identity": json.dumps(self.cfg.identity(), sort_keys=True),
+                 "torch_rng": torch.get_rng_state()}
+        if self.offset is not None:
+            state["offset"] = self.offset.cpu()
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load(self, ckpt: dict) -> None:
+        self.net.load_state_dict(ckpt["model"])
+        self.ema.module.load_state_dict(ckpt["ema"])
+        self.opt.load_state_dict(ckpt["opt"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if "cuda_rng" in ckpt and torch.cuda.is_available() and len(ckpt["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+
+
+def load_checkpoint(run_dir: Path, map_location="cpu") -> dict | None:
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _trim_stats(run_dir: Path, images: int) -> None:
+    """Drop stats lines written after the checkpoint we resume from (they will be redone)."""
+    path = Path(run_dir) / STATS
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("kimg", 0) * 1000 <= images + 0.5]
+    R.write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def _all_finite(tensors) -> bool:
+    return bool(torch.stack([n.float() for n in torch._foreach_norm(tensors)]).isfinite().all())
+
+
+def train(cfg, run_dir, images: np.ndarray, rt: Runtime, log=print, stop_after_images: int | None = None) -> dict:
+    """Train (or resume) until ``cfg.total_images`` images have been seen; returns a summary dict.
+
+    images: uint8 [N, H, W, 3] (the whole training set; kept resident on the device).
+    stop_after_images: stop early (tests) after this many images, writing a checkpoint.
+    """
+    from tqdm import tqdm
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.batch % rt.world:
+        raise ValueError(f"batch {cfg.batch} is not divisible by the {rt.world} processes")
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"training images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+    if images.shape[1] != cfg.image_size:
+        raise ValueError(f"training images are {images.shape[1]} px but the config says {cfg.image_size}")
+    total = cfg.total_images
+    ckpt = load_checkpoint(run_dir)
+    if ckpt is not None and ckpt["identity"] != json.dumps(cfg.identity(), sort_keys=True):
+        raise ValueError(f"{run_dir} holds a checkpoint of another config; use a new --out")
+    step, seen = (int(ckpt["step"]), int(ckpt["images"])) if ckpt is not None else (0, 0)
+    end = total if stop_after_images is None else min(total, stop_after_images)
+    if seen >= end:
+        return {"images": seen, "steps": step, "train_s": 0.0, "resumed": True, "done_already": True}
+    tr = Trainer(cfg, rt, images)
+    if ckpt is not None:
+        tr.load(ckpt)
+        if rt.is_main:
+            _trim_stats(run_dir, seen)
+            log(f"[train] resuming from {run_dir / CHECKPOINT} at {seen / 1000:.1f} kimg (step {step})")
+    elif rt.is_main:
+        log(f"[train] {cfg.model}: {param_count(tr.net):,} parameters; {total:,} images "
+            f"({cfg.epochs:g} epochs x {cfg.n_train}), batch {cfg.batch}, {cfg.total_steps:,} steps, lr {cfg.lr:.3g}")
+    stats_path = run_dir / STATS
+    log_every = max(1, round(cfg.log_every_kimg * 1000 / cfg.batch))
+    ckpt_every = max(1, round(cfg.ckpt_every_kimg * 1000 / cfg.batch))
+    acc = torch.zeros((), device=rt.device)
+    acc_n, t_last, img_last = 0, time.perf_counter(), seen
+    t_start = time.perf_counter()
+    bar = tqdm(total=end, initial=seen, unit="img", unit_scale=True, disable=None if rt.is_main else True,
+               desc=f"train {cfg.task}/{cfg.model}", dynamic_ncols=True)
+    tr.model.train()
+    while seen < end:
+        acc += tr.step(step)
+        step += 1
+        seen += cfg.batch
+        acc_n += 1
+        bar.update(cfg.batch)
+        last = seen >= end
+        if step % log_every == 0 or step % ckpt_every == 0 or last:
+            mean = acc.item() / acc_n
+            if rt.distributed:
+                import torch.distributed as dist
+
+                m = torch.tensor([mean], device=rt.device)
+                dist.all_reduce(m)
+                mean = m.item() / rt.world
+            if not math.isfinite(mean):
+                bar.close()
+                kept = (f"the last good checkpoint ({run_dir / CHECKPOINT}) is kept"
+                        if (run_dir / CHECKPOINT).exists() else "no checkpoint was written")
+                raise TrainingDiverged(f"loss became {mean} at step {step} ({seen / 1000:.1f} kimg); {kept}; "
+                                       f"try a lower --lr")
+            now = time.perf_counter()
+            ips = (seen - img_last) / max(now - t_last, 1e-9)
+            rec = {"kimg": seen / 1000, "step": step, "loss": mean, "lr": learning_rate(cfg, seen - cfg.batch),
+                   "img_per_s": ips, "sec_per_kimg": 1000 / max(ips, 1e-9), "elapsed_s": now - t_start}
+            if rt.device.type == "cuda":
+                rec["gpu_mem_gb"] = torch.cuda.max_memory_allocated(rt.device) / 2**30
+            if rt.is_main:
+                with open(stats_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{ips:.0f}")
+                if bar.disable:
+                    eta = (end - seen) / max(ips, 1e-9)
+                    log(f"[train] kimg {seen / 1000:8.1f}/{end / 1000:.1f}  loss {mean:.4f}  "
+                        f"img/s {ips:7.0f}  sec/kimg {1000 / max(ips, 1e-9):6.3f}  eta {eta / 60:5.1f} min")
+            acc.zero_()
+            acc_n, t_last, img_last = 0, now, seen
+        if step % ckpt_every == 0 or last:
+            if not _all_finite(list(tr.net.parameters())):
+                bar.close()
+                raise TrainingDiverged(f"weights became non-finite at step {step}; the last good checkpoint is kept")
+            if rt.is_main:
+                R.torch_save(tr.state(step, seen), run_dir / CHECKPOINT)
+    bar.close()
+    wall = time.perf_counter() - t_start
+    return {"images": seen, "steps": step, "train_s": wall, "resumed": ckpt is not None, "done_already": False}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reports.figures.ddpm_runs import CPU_RUN, PAPER_R2, all_runs, label
+from reports.figures.ddpm_runs import budget, CPU_RUN, PAPER_R2, all_runs, label
 from reports.pipeline import Figure
 
 
@@ -88,6 +88,7 @@ def _draw_table1(inputs: dict, out_dir: Path) -> list[Path]:
         rows.append({
             "task": run["task"], "model": run["model"], "preset": run["preset"],
             "device": str(s.get("device", "?")).split(" (")[0],
+            "images seen (paper)": "{:.2f} M ({:.1f} M)".format(*(x / 1e6 for x in budget(run))),
             "samples": f"{n} ({s.get('sampler')} {int(s.get('sample_steps', 0))})",
             "parsed %": _num(100 * parsed / n if n else None, ".1f"),
             "coarse violations %": _num(None if cvr is None else 100 * cvr, ".2f"),
@@ -118,13 +119,23 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
     for run in all_runs(inputs):
         t, e = run["task"], run["eval"]
         paper_scale = run["preset"] == "paper" and run["model"] == "unet"
-        where = f"{run['model']}, {run['preset']} preset"
+        seen, paper_images = budget(run)
+        where = f"{run['model']}, {run['preset']} preset" + (
+            f", {seen / 1e6:.2f} M of the paper's {paper_images / 1e6:.1f} M images" if paper_scale and seen < paper_images else "")
         why = ("" if paper_scale else "cpu preset: a 0.87 M-parameter U-Net trained on ~60 k images on 2 CPU cores "
                "(the paper: 23 M parameters, 1.6 M images); not comparable in size")
         if e.get("r2") is not None:
             ok = abs(e["r2"] - PAPER_R2[t]) <= 0.1 if paper_scale else None
+            r2_why = why
+            if paper_scale and not ok:
+                # our own reading (issue 5, docs/tasks.md): the authors' evaluator caps R2 at 0.82-0.93 on exact
+                # renders at 32 px and parses 11-93 % of them; ours parses >= 97 % of training images at R2 >= 0.998
+                r2_why = ("higher than the paper: measured with our sub-pixel evaluator (ceiling R² "
+                          f"{(e.get('train') or {}).get('r2', float('nan')):.3f} on training images), whereas the "
+                          "authors' evaluator caps R² at 0.82-0.93 on exact renders at 32 px; the fine rule is still "
+                          "not learned exactly (R² below the ceiling, slope off the rule, conforming % below training)")
             rows.append(row(f"rules.gen_fit.{t}", f"{_fit(e['slope'], e['intercept'])}, R² {e['r2']:.3f} "
-                            f"({e.get('n_fit', e.get('parsed'))} points; {where})", why, ok))
+                            f"({e.get('n_fit', e.get('parsed'))} points; {where})", r2_why, ok))
         if e.get("conform_pct") is not None:
             rows.append(row(f"rules.conform_gen.{t}", f"{e['conform_pct']:.1f} % ({where})", why, None))
         cvr = e.get("coarse_violation_rate")

@@ -71,8 +71,17 @@ def all_runs(inputs: dict) -> list[dict]:
     return sorted(runs, key=lambda r: (r["task"], r["preset"] != "paper", r["model"]))
 
 
+def budget(run: dict) -> tuple[int, int]:
+    """(training images this run saw, the paper's image budget for the task: epochs x data size)."""
+    from fullscale.presets import PAPER_EPOCHS, PAPER_SIZES
+
+    return int(run["summary"].get("train_images", 0)), PAPER_EPOCHS[run["task"]] * PAPER_SIZES[run["task"]]
+
+
 def label(run: dict) -> str:
-    return f"Task {run['task']} - {run['model']} ({run['preset']})"
+    seen, paper = budget(run)
+    reduced = f",\n{seen / paper:.0%} of the paper's image budget" if run["preset"] == "paper" and seen < paper else ""
+    return f"Task {run['task']} - {run['model']} ({run['preset']}{reduced})"
 
 
 FIGURES: list = []

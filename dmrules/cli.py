@@ -23,17 +23,6 @@ COMMAND_MODULES = ("theory", "sims", "data", "ddpm", "mitigate")
 DESCRIPTION = """\
 dmrules: theory and simulation toolkit for what diffusion models learn.
 
-  theory     closed-form scores, rule error bounds, symbolic self-checks
-  sims       two-layer networks trained by DSM and by classification (feature learning, rules)
-  data       render Tasks A-D (and contrastive / rule-violating variants)
-  evaluate   measure coarse and fine rules on images (pixels only)
-  train      train a DDPM denoiser on a task (auto-resumes)
-  sample     sample from a trained run (per-sample seeds; optional classifier guidance)
-  run        data -> train -> sample -> evaluate in one go (skips what is done)
-  classifier train noisy / clean rule classifiers on contrastive data
-  filter     keep generated samples a clean classifier calls rule-conforming
-  mitigate   guided vs unguided vs filtered samples, per task (a table)
-
 Run `dmrules COMMAND --help` for each command's options. `make figures` regenerates every figure.
 """
 
@@ -50,7 +39,7 @@ def build_parser() -> Parser:
     parser = Parser(
         prog="dmrules",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=lambda prog: argparse.RawDescriptionHelpFormatter(prog, max_help_position=24, width=100),
     )
     from dmrules import __version__
 

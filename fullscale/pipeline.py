@@ -9,6 +9,7 @@ RUN layout (everything written atomically):
     eval.json         fullscale.evaluate.evaluate on the samples (+ the training-set ceiling)
     points.parquet    per-sample features (rule_x, rule_y, parsed, coarse_ok, ...) for Figure 4
     grid.png          the first 64 samples (preview.npy: the same 64 as uint8)
+    examples.npz      coarse-violating, worst fine-violating and rule-exact samples (fullscale.evaluate.examples)
     timings.json      wall time per phase (data, train, sample, evaluate)
     summary.parquet   one tidy row: task, model, preset, metrics, ceiling, times, device (+ provenance)
 
@@ -93,6 +94,7 @@ def _evaluate(cfg: RunConfig, run_dir: Path, samples: np.ndarray, train_images: 
     """fullscale.evaluate on the samples, with the evaluator's ceiling (the same metrics on the
     training images, key ``train``) and memorisation; per-sample features to points.parquet."""
     from fullscale import evaluate as ev
+    from fullscale.evaluate import examples
 
     t0 = time.perf_counter()
     result = ev.evaluate(cfg.task, samples, train_images=train_images)
@@ -100,6 +102,8 @@ def _evaluate(cfg: RunConfig, run_dir: Path, samples: np.ndarray, train_images: 
     R.write_table(points.reset_index(drop=True), run_dir / "points.parquet",
                   R.provenance(config=cfg.identity(), what="per-sample features of the generated images"))
     R.write_json(run_dir / "eval.json", result)
+    # violation examples (rules paper Figs. 9/10) travel with the exported result files
+    examples.save_examples(run_dir / "examples.npz", cfg.task, points.reset_index(drop=True), samples)
     ceiling = result.get("train") or {}
     log(f"[eval] {cfg.task}/{cfg.model}: parsed {result.get('parsed')}/{result.get('n')}, coarse violations "
         f"{_f(result.get('coarse_violation_rate'))}, fit y = {_f(result.get('slope'))} x + {_f(result.get('intercept'))}, "
@@ -184,12 +188,20 @@ def run(cfg: RunConfig, run_dir, rt: Runtime, log=print) -> dict:
 
 
 EXPORT_FILES = ("config.json", "stats.jsonl", "timings.json", "eval.json", "points.parquet", "summary.parquet",
-                "grid.png", "preview.npy")
+                "grid.png", "preview.npy", "examples.npz")
 
 
 def export(run_dir, dest, log=print) -> Path:
     """Copy the small result files of a finished RUN to DEST (atomically, file by file)."""
     run_dir, dest = Path(run_dir), Path(dest)
+    if not (run_dir / "examples.npz").exists() and (run_dir / "points.parquet").exists() \
+            and (run_dir / "samples" / "images.npy").exists():  # a run evaluated before examples.npz existed
+        import pandas as pd
+
+        from fullscale.evaluate import examples
+
+        examples.save_examples(run_dir / "examples.npz", json.loads((run_dir / "config.json").read_text())["config"]["task"],
+                               pd.read_parquet(run_dir / "points.parquet"), np.load(run_dir / "samples" / "images.npy"))
     missing = [f for f in EXPORT_FILES if not (run_dir / f).exists()]
     if missing:
         raise ValueError(f"{run_dir} is not finished (missing {', '.join(missing)})")

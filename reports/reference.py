@@ -220,15 +220,15 @@ PAPER_ITEMS: tuple[PaperItem, ...] = (
               "diffusion vs classification", why_missing="a schematic with no data; its content is the fl:fig2 and "
               "fl:ratio figures"),
     PaperItem("fl:fig2", FL_ID, "Figure 2", "max_r⟨w_r, µ⟩ and max_r⟨w_r, ξ⟩ over training iterations, diffusion and "
-              "classification, n·SNR² = 0.75 and 6.75", why_missing="waiting for the sims figures (fl_*)",
+              "classification, n·SNR² = 0.75 and 6.75", why_missing="made by reports/figures/fl_fig2.py (not drawn in this run)",
               refs=("fl.fig2.nsnr2", "fl.diffusion.balanced", "fl.growth")),
     PaperItem("fl:heatmap", FL_ID, "Figure A.1 / Theorem 3.1 (analogue)", "final signal/noise ratio over n × SNR for "
               "both objectives, with the n·SNR² = const curve (the appendix figure's exact content is unknown)",
-              why_missing="waiting for the sims figures (fl_*)", refs=("fl.classification.phase",)),
+              why_missing="made by reports/figures/fl_heatmap.py (not drawn in this run)", refs=("fl.classification.phase",)),
     PaperItem("fl:ratio", FL_ID, "Theorem 3.1", "signal/noise ratio against n·SNR² on log-log axes, fitted slope "
-              "and the theory line", why_missing="waiting for the sims figures (fl_*)", refs=("fl.diffusion.ratio",)),
+              "and the theory line", why_missing="made by reports/figures/fl_ratio.py (not drawn in this run)", refs=("fl.diffusion.ratio",)),
     PaperItem("fl:fig4", FL_ID, "Figure 4 (Noisy-MNIST, inferred)", "alignment with the digits vs the Gaussian patch, "
-              "diffusion vs classification", why_missing="waiting for the sims figures (fl_* / digits); we use "
+              "diffusion vs classification", why_missing="made by reports/figures/fl_digits.py (not drawn in this run); we use "
               "scikit-learn's 8x8 digits (no download) instead of MNIST", refs=("fl.noisy_mnist",)),
     PaperItem("fl:fig6", FL_ID, "Figure 6 (App. A.3)", "an extra high-SNR synthetic setting",
               why_missing="only its (mislabelled) caption is known; the n·SNR² = 6.75 panel of fl:fig2 covers the "
@@ -244,19 +244,18 @@ PAPER_ITEMS: tuple[PaperItem, ...] = (
               refs=("rules.table1",) + tuple(f"rules.coarse.{t}" for t in "ABCD")),
     PaperItem("rules:conform", RULES_ID, "Rule-conforming samples (`discrete_samples.pdf`)", "% of samples whose "
               "rule_y falls in the 0.05 bin of g(rule_x), training vs generated",
-              why_missing="no bar figure yet: the conforming % is a column of ddpm_table1 (generated) and "
-              "data_fits (training)",
+              why_missing="made by reports/figures/ddpm_memory.py (not drawn in this run)",
               refs=tuple(f"rules.conform_{k}.{t}" for k in ("train", "gen") for t in "ABCD")),
     PaperItem("rules:fig6", RULES_ID, "Figure 6", "distribution of ψ_t(x_t) over t for a DSM-trained two-layer "
-              "network (d = 100, m = 20) against α/β²", why_missing="waiting for the sims figures (rules_*)",
+              "network (d = 100, m = 20) against α/β²", why_missing="made by reports/figures/rules_fig6.py (not drawn in this run)",
               refs=("rules.fig6.settings",)),
     PaperItem("rules:thm45", RULES_ID, "Theorem 4.5", "constant rule-conforming error of DSM-trained networks",
               ours=("theory_bounds", "theory_score_check"), partial="our own reconstruction (L_t), not the paper's "
               "theorem, whose text was unavailable", refs=("rules.theory.constant_error",)),
     PaperItem("rules:fig9", RULES_ID, "Figure 9", "examples of coarse violations (Task A)",
-              why_missing="no figure yet: would pick generated images with coarse_ok = False from the DDPM runs"),
+              why_missing="made by reports/figures/ddpm_violations.py (not drawn in this run)"),
     PaperItem("rules:fig10", RULES_ID, "Figure 10", "examples of fine violations (right layout, wrong ratio)",
-              why_missing="no figure yet: would pick generated images far from the rule from the DDPM runs"),
+              why_missing="made by reports/figures/ddpm_violations.py (not drawn in this run)"),
     PaperItem("rules:fig13", RULES_ID, "Figure 13", "model size: U-Net (14M) vs DiT-S/2, DiT-B/2 (130M)",
               ours=("ddpm_table1",), partial="rows appear per model once GPU runs are committed under "
               "reports/results/ddpm_paper/", refs=("rules.r2_below_09",)),
@@ -267,14 +266,13 @@ PAPER_ITEMS: tuple[PaperItem, ...] = (
               "committed", refs=("rules.mlp_fit.A", "rules.ar_fit.A", "rules.ar_vs_ddpm")),
     PaperItem("rules:clf", RULES_ID, "Classifier accuracy (`test_acc.pdf`)", "test accuracy of MLP, ResNet-8 and "
               "conv classifiers on the 3-class contrastive data", ours=("mitigation_classifiers",),
-              why_missing="waiting for the mitigation figures",
+              why_missing="made by reports/figures/mitigation_tables.py (not drawn in this run)",
               refs=tuple(f"rules.clf_acc.{a}.{t}" for a in ("mlp", "resnet8", "conv") for t in "ABCD")),
     PaperItem("rules:guidance", RULES_ID, "Guidance and filtering (Sec. 5.2)", "fine rule with classifier guidance "
               "(constant and piecewise schedules) and with pixel-space filtering", ours=("mitigation_guidance",),
-              why_missing="waiting for the mitigation figures", refs=("rules.guidance", "rules.guidance_gain")),
+              why_missing="made by reports/figures/mitigation_tables.py (not drawn in this run)", refs=("rules.guidance", "rules.guidance_gain")),
     PaperItem("rules:memorise", RULES_ID, "Memorisation (`highquality_gen.pdf`)", "nearest-neighbour distance of "
-              "rule-exact samples to the training set against a threshold", why_missing="no figure yet: each DDPM run's "
-              "eval.json holds the curves (key memorisation), no ddpm_* figure plots them",
+              "rule-exact samples to the training set against a threshold", why_missing="made by reports/figures/ddpm_memory.py (not drawn in this run)",
               refs=("rules.memorise.A", "rules.memorise13.A", "rules.highquality")),
     PaperItem("rules:clip", RULES_ID, "CLIP + UMAP of contrastive classes", "the classes are nearly inseparable "
               "in CLIP space", why_missing="out of scope: needs CLIP weights (no downloads here)"),

@@ -12,12 +12,12 @@ import sys
 from dmrules.commands import positive_int
 
 TASKS = ("A", "B", "C", "D")
-MODELS = ("unet", "unet-small", "dit-s2", "dit-b2", "mlp")
+MODELS = ("unet", "unet-small", "unet-small-p2", "dit-s2", "dit-b2", "mlp")
 PRESETS = ("paper", "cpu", "smoke")
 
 TRAIN_EXAMPLE = """\
 examples:
-  dmrules train --task A --model unet --preset cpu --out runs/A-cpu          (unet -> unet-small on CPU)
+  dmrules train --task A --model unet --preset cpu --out runs/A-cpu          (unet -> unet-small-p2 on CPU)
   torchrun --nproc_per_node=8 -m dmrules train --task C --model unet --preset paper --out runs/C
   dmrules train --task A --model dit-s2 --preset paper --dry-run             (print config, parameters)
 Re-running the same command resumes from RUN/checkpoint.pt."""
@@ -50,7 +50,8 @@ def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--task", required=True, choices=TASKS, help="which task (A sun/pole/shadow, B perspective, "
                    "C tangent circles, D squares)")
     p.add_argument("--model", default="unet", choices=MODELS,
-                   help="denoiser (default unet: the paper's U-Net; in the cpu/smoke presets it is unet-small)")
+                   help="denoiser (default unet: the paper's U-Net; the cpu preset makes it unet-small-p2, "
+                   "smoke unet-small)")
     p.add_argument("--preset", default="paper", choices=PRESETS, help="paper (GPU), cpu (minutes) or smoke "
                    "(seconds); default paper")
     p.add_argument("--out", required=True, metavar="RUN", help=out_help)

@@ -2,15 +2,17 @@
 
 Every model maps (x [B, 3, H, W] in [-1, 1], t [B] int64 in 0..999) to eps_hat [B, 3, H, W].
 
-| name        | what                                           | parameters at 32 px |
-|-------------|------------------------------------------------|---------------------|
-| unet        | the paper's IDDM U-Net (64-128-256-512, SA)    | 23,332,739          |
-| unet-small  | ResBlock U-Net 32-64-64, SA at 8x8 (CPU, ours) | 869,123             |
-| dit-s2      | DiT-S/2, unconditional, no learned sigma       | 32,528,652          |
-| dit-b2      | DiT-B/2, unconditional, no learned sigma       | 129,729,804         |
-| mlp         | depth 3, width 1024, adaptive LayerNorm        | 85,874,688          |
+| name          | what                                                          | parameters at 32 px |
+|---------------|---------------------------------------------------------------|---------------------|
+| unet          | the paper's IDDM U-Net (64-128-256-512, SA)                   | 23,332,739          |
+| unet-small    | ResBlock U-Net 32-64-64, SA at 8x8 (CPU, ours)                | 869,123             |
+| unet-small-p2 | the same behind a 2x2 pixel-unshuffle stem (cpu preset, ours) | 874,316             |
+| dit-s2        | DiT-S/2, unconditional, no learned sigma                      | 32,471,436          |
+| dit-b2        | DiT-B/2, unconditional, no learned sigma                      | 129,528,588         |
+| mlp           | depth 3, width 1024, adaptive LayerNorm                       | 84,954,624          |
 
-(The numbers are pinned by tests/fullscale/test_models_ddpm.py.)
+(The numbers are pinned by tests/fullscale/test_models_ddpm.py; DiT counts exclude the fixed sin-cos
+position embedding, a buffer here.)
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from torch import nn
 
 from fullscale.models.dit import dit_b2, dit_s2
 from fullscale.models.mlp import mlp
-from fullscale.models.unet import paper_unet, small_unet
+from fullscale.models.unet import paper_unet, small_unet, small_unet_p2
 
 MODELS = {
     "unet": paper_unet,
     "unet-small": small_unet,
+    "unet-small-p2": small_unet_p2,
     "dit-s2": dit_s2,
     "dit-b2": dit_b2,
     "mlp": mlp,

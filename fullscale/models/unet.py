@@ -168,16 +168,24 @@ class ResBlock(nn.Module):
 
 
 class ResUNet(nn.Module):
-    """conv_in -> [ResBlock, down] x L -> ResBlock + SA + ResBlock -> [up, concat, ResBlock] x L -> GN, SiLU, conv_out."""
+    """conv_in -> [ResBlock, down] x L -> ResBlock + SA + ResBlock -> [up, concat, ResBlock] x L -> GN, SiLU, conv_out.
+
+    ``patch`` > 1 puts a pixel-unshuffle before the stem and a pixel-shuffle after the head (ours,
+    the patchify idea of DiT applied to a U-Net): each patch x patch block of pixels becomes
+    3 patch^2 channels, so the first level runs at image_size / patch and a training step costs
+    about patch^2 times fewer FLOPs (0.21 vs 0.80 GFLOP forward + backward per 32 px image for
+    32-64-64); the head predicts the 3 patch^2 sub-pixel channels, shuffled back. ``mid_attention``
+    switches the bottleneck's self-attention off. patch = 1 with mid_attention is the original model."""
 
     def __init__(self, channels=(32, 64, 64), attention=(False, False, True), time_channels=128,
-                 in_channels=3, image_size=32):
+                 in_channels=3, image_size=32, patch=1, mid_attention=True):
         super().__init__()
         levels = len(channels)
-        if image_size % (2 ** (levels - 1)):
-            raise ValueError(f"image size {image_size} is not divisible by 2^{levels - 1}")
+        if image_size % (patch * 2 ** (levels - 1)):
+            raise ValueError(f"image size {image_size} is not divisible by {patch} x 2^{levels - 1}")
         c = list(channels)
-        self.time_channels = time_channels
+        self.time_channels, self.patch = time_channels, patch
+        in_channels, out_channels = in_channels * patch**2, in_channels
         self.t_mlp = nn.Sequential(nn.Linear(time_channels, 2 * time_channels), nn.SiLU(),
                                    nn.Linear(2 * time_channels, 2 * time_channels), nn.SiLU())
         emb = 2 * time_channels
@@ -189,18 +197,20 @@ class ResUNet(nn.Module):
             self.down.append(ResBlock(prev, c[k], emb))
             self.down_attn.append(SelfAttention(c[k]) if attention[k] else nn.Identity())
             prev = c[k]
-        self.mid1, self.mid_attn, self.mid2 = ResBlock(prev, prev, emb), SelfAttention(prev), ResBlock(prev, prev, emb)
+        self.mid1 = ResBlock(prev, prev, emb)
+        self.mid_attn = SelfAttention(prev) if mid_attention else nn.Identity()
+        self.mid2 = ResBlock(prev, prev, emb)
         self.up = nn.ModuleList()
         self.up_attn = nn.ModuleList()
         for k in reversed(range(levels)):
             self.up.append(ResBlock(prev + c[k], c[k], emb))
             self.up_attn.append(SelfAttention(c[k]) if attention[k] else nn.Identity())
             prev = c[k]
-        self.out = nn.Sequential(_gn(prev), nn.SiLU(), nn.Conv2d(prev, in_channels, 3, padding=1))
+        self.out = nn.Sequential(_gn(prev), nn.SiLU(), nn.Conv2d(prev, out_channels * patch**2, 3, padding=1))
 
     def forward(self, x, t):
         e = self.t_mlp(timestep_embedding(t, self.time_channels).to(x.dtype))
-        h = self.conv_in(x)
+        h = self.conv_in(F.pixel_unshuffle(x, self.patch) if self.patch > 1 else x)
         skips = []
         for k, (block, attn) in enumerate(zip(self.down, self.down_attn)):
             if k:
@@ -212,7 +222,8 @@ class ResUNet(nn.Module):
             if k:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = attn(block(torch.cat([h, skips.pop()], dim=1), e))
-        return self.out(h)
+        h = self.out(h)
+        return F.pixel_shuffle(h, self.patch) if self.patch > 1 else h
 
 
 def small_unet(image_size: int = 32) -> "ResUNet":
@@ -221,3 +232,11 @@ def small_unet(image_size: int = 32) -> "ResUNet":
     A quarter-width IDDM U-Net (16-32-64) was tried first: at the same image budget its loss was
     ~1.5x higher and its samples had wrong global colour (docs/ddpm.md)."""
     return ResUNet((32, 64, 64), (False, False, True), time_channels=128, image_size=image_size)
+
+
+def small_unet_p2(image_size: int = 32) -> "ResUNet":
+    """The cpu preset's model (ours): ``small_unet``'s 32-64-64 ResBlock U-Net behind a 2 x 2
+    pixel-unshuffle stem, so its levels run at 16, 8 and 4 px (attention at 4 x 4 and in the
+    middle). 2.5x the training throughput of ``small_unet`` on one CPU thread and fewer coarse-rule
+    violations per training image on Task A (docs/ddpm.md, "The cpu preset")."""
+    return ResUNet((32, 64, 64), (False, False, True), time_channels=128, image_size=image_size, patch=2)

@@ -117,7 +117,7 @@ def test_dry_run_prints_parameters(run_cli, tmp_path):
     rc, out, err = run_cli("train", "--task", "B", "--model", "dit-s2", "--preset", "paper", "--out", tmp_path, "--dry-run")
     assert rc == 0 and "32,471,436 parameters" in out and "1,600,000 images" in out
     rc, out, err = run_cli("train", "--task", "A", "--model", "unet", "--preset", "cpu", "--out", tmp_path, "--dry-run")
-    assert "resolves to unet-small" in out
+    assert "resolves to unet-small-p2" in out and "160,000 images" in out
 
 
 def _cmd(run, *extra):

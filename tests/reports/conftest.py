@@ -68,10 +68,16 @@ def _ddpm_run(path: Path, task: str = "A", preset: str = "cpu", model: str = "un
     R.write_table(points, path / "points.parquet", R.provenance(command="fake"))
     ev = {"n": n, "parsed": int(points.parsed.sum()), "coarse_violation_rate": 0.05, "slope": 0.9 * g,
           "intercept": 0.002, "r2": 0.8, "conform_pct": 60.0, "rule_slope": g,
-          "train": {"n": 50, "parsed": 49, "slope": g, "intercept": 0.0, "r2": 0.999, "conform_pct": 99.0}}
+          "train": {"n": 50, "parsed": 49, "slope": g, "intercept": 0.0, "r2": 0.999, "conform_pct": 99.0},
+          "memorisation": {"thresholds": [0.01, 0.03, 0.1], "n": 36, "n_train": 49,
+                           "position": [0.0, 0.1, 0.5], "position_colour": [0.0, 0.05, 0.3],
+                           "train_leave_one_out": {"position": [0.0, 0.2, 0.6], "position_colour": [0.0, 0.1, 0.4]},
+                           "rule_exact": {"n": 4, "position": [0.0, 0.25, 0.5], "position_colour": [0.0, 0.0, 0.25]}}}
     (path / "eval.json").write_text(json.dumps(ev))
-    images, _ = tasks.render(task, 18, seed=5)
-    np.save(path / "preview.npy", images)
+    images, _ = tasks.render(task, n, seed=5)
+    np.save(path / "preview.npy", images[:18])
+    (path / "samples").mkdir(exist_ok=True)
+    np.save(path / "samples" / "images.npy", images)
     config = {"task": task, "model": model, "preset": preset, "image_size": 32, "data_seed": 0, "n_train": 50}
     (path / "config.json").write_text(json.dumps({"config": config}))
     row = {"task": task, "model": model, "preset": preset, "n_samples": n, "sampler": "ddim", "sample_steps": 50,

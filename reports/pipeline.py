@@ -177,18 +177,21 @@ def _committed_meta(path: Path) -> dict:
 
 
 # ---- results --------------------------------------------------------------------------------------
-def _call_cli(cmd: list[str]) -> int:
-    """``dmrules CMD`` in-process. torch's thread count is restored afterwards: a command that sets it
-    (``sims --threads 1``) must not slow down the next one."""
+def _call_cli(cmd: list[str]) -> tuple[int, str]:
+    """``dmrules CMD`` in-process: (exit code, the device as the command left it, e.g. its thread count).
+    torch's thread count is restored afterwards: a command that sets it (``sims --threads 1``) must not
+    slow down the next one."""
     import torch  # every heavy command imports it anyway
 
     from dmrules.cli import main
 
     threads = torch.get_num_threads()
     try:
-        return main(cmd)
-    except SystemExit as exc:  # argparse errors
-        return exc.code if isinstance(exc.code, int) else 1
+        try:
+            rc = main(cmd)
+        except SystemExit as exc:  # argparse errors
+            rc = exc.code if isinstance(exc.code, int) else 1
+        return rc, R.device_name()
     finally:
         torch.set_num_threads(threads)
 
@@ -227,7 +230,7 @@ def ensure_result(result: Result, preset: str, log=print, force: bool = False, a
     cmd = [*argv, result.out_flag, str(path)]
     log(f"[run] dmrules {shlex.join(cmd)}")
     t0, c0 = time.perf_counter(), time.process_time()
-    rc = _call_cli(cmd)
+    rc, device = _call_cli(cmd)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if rc != 0:
         raise RuntimeError(f"`dmrules {shlex.join(cmd)}` failed with exit code {rc}")
@@ -235,7 +238,7 @@ def ensure_result(result: Result, preset: str, log=print, force: bool = False, a
         raise RuntimeError(f"`dmrules {shlex.join(cmd)}` succeeded but wrote no {path.name}")
     # CPU time (all threads of this process): on a shared machine it says what the step costs better
     # than the wall time does
-    meta = R.provenance(command=command, wall_time_s=wall, preset=preset, cpu_time_s=round(cpu, 3))
+    meta = {**R.provenance(command=command, wall_time_s=wall, preset=preset, cpu_time_s=round(cpu, 3)), "device": device}
     R.write_json(meta_path, meta)
     log(f"[done] {result.key} in {wall:.1f} s (CPU {cpu:.1f} s)")
     return path, {**meta, "status": "computed", "run_s": wall, "cpu_s": cpu}

@@ -143,6 +143,28 @@ def config_hash(config: Any, length: int = 12) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+def claim_dir(path: str | os.PathLike, cfg, from_json, what: str, write: bool = True) -> None:
+    """Refuse an output folder made with another config, in one sentence (ValueError); record ``cfg`` there.
+
+    ``cfg`` has ``identity()`` (the fields that decide what the folder holds) and ``to_json()``;
+    ``from_json`` rebuilds the recorded config. Shared by DDPM runs and classifier folders: a re-run
+    with the same config resumes, anything else is refused."""
+    folder = Path(path)
+    path = folder / "config.json"
+    new = cfg.identity()
+    if path.exists():
+        try:
+            old = from_json(json.loads(path.read_text())["config"]).identity()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} is not a dmrules {what} config ({exc}); use a new --out") from None
+        diff = sorted(k for k in new if old.get(k) != new.get(k))
+        if diff:
+            shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
+            raise ValueError(f"{folder} holds a {what} of another config ({shown}); use a new --out or the same options")
+    if write:
+        write_json(path, {"config": cfg.to_json(), "provenance": provenance(config=new)})
+
+
 def write_table(df, path: str | os.PathLike, provenance_record: dict | None = None) -> Path:
     """Write a pandas DataFrame as parquet, atomically, with provenance in the schema metadata."""
     import pyarrow as pa

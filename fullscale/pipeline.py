@@ -32,20 +32,7 @@ from fullscale.runtime import Runtime, barrier
 
 def check_config(cfg: RunConfig, run_dir, write: bool = True) -> None:
     """Refuse a RUN made with another config (one clear sentence); record this one."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if path.exists():
-        try:
-            old = RunConfig.from_json(json.loads(path.read_text())["config"]).identity()
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is not a dmrules run config ({exc}); use a new --out") from None
-        new = cfg.identity()
-        diff = sorted(k for k in new if old.get(k) != new.get(k))
-        if diff:
-            shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
-            raise ValueError(f"{run_dir} was made with another config ({shown}); use a new --out or the same options")
-    if write:
-        R.write_json(path, {"config": cfg.to_json(), "provenance": R.provenance(config=cfg.identity())})
+    R.claim_dir(run_dir, cfg, RunConfig.from_json, "run", write=write)
 
 
 def ensure_data(cfg: RunConfig, run_dir, rt: Runtime | None = None, log=print) -> np.ndarray:

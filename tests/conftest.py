@@ -11,6 +11,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 @pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test (tiny tensors; two threads on a loaded 2-core machine are
+    much slower), restored afterwards. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def gen():
     """A seeded torch generator (CPU)."""
     return torch.Generator().manual_seed(0)

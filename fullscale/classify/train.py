@@ -173,18 +173,7 @@ def load_classifier(path, device="cpu"):
 
 
 def _check_dir(cfg: ClassifierConfig, out: Path) -> None:
-    path = out / "config.json"
-    if path.exists():
-        try:
-            old = ClassifierConfig.from_json(json.loads(path.read_text())["config"]).identity()
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} is not a dmrules classifier config ({exc}); use a new --out") from None
-        new = cfg.identity()
-        diff = sorted(k for k in new if old.get(k) != new.get(k))
-        if diff:
-            shown = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
-            raise ValueError(f"{out} holds a classifier of another config ({shown}); use a new --out")
-    R.write_json(path, {"config": cfg.to_json(), "provenance": R.provenance(config=cfg.identity())})
+    R.claim_dir(out, cfg, ClassifierConfig.from_json, "classifier")
 
 
 def learning_rate(cfg: ClassifierConfig, step: int) -> float:

@@ -10,12 +10,7 @@ from fullscale.classify import nets
 from fullscale.classify.train import load_classifier, train_classifier
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _quiet(msg):

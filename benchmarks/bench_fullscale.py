@@ -208,10 +208,12 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--models", default=None, help="comma list (default: unet,dit-s2 on CUDA; unet-small on CPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: the cores not already busy, as dmrules train)")
+    p.add_argument("--models", default=None, help="comma list (default: unet,dit-s2 on CUDA; unet-small-p2, the cpu preset's model, on CPU)")
     p.add_argument("--batch", type=int, default=None, help="our training batch (default: paper preset 256 on CUDA, "
-                   "cpu preset 8 on CPU)")
-    p.add_argument("--sample-batch", type=int, default=None, help="sampling batch (default 1500 CUDA, 50 CPU)")
+                   "cpu preset 16 on CPU)")
+    p.add_argument("--sample-batch", type=int, default=None, help="sampling batch (default 1500 CUDA, 100 CPU: the presets)")
     p.add_argument("--seconds", type=float, default=None, help="seconds per measurement (default 20 CUDA, 8 CPU)")
     p.add_argument("--ref-images", type=int, default=None, help="PNG files for the reference loader (4000 / 512)")
     p.add_argument("--ref-workers", type=int, default=2, help="DataLoader workers of the reference loop (default 2)")
@@ -222,11 +224,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     t_all = time.perf_counter()
-    rt = runtime.setup(Performance(device=args.device, compile=args.compile), distributed=False)
+    rt = runtime.setup(Performance(device=args.device, compile=args.compile, threads=args.threads), distributed=False)
     cuda = rt.device.type == "cuda"
-    models = (args.models or ("unet,dit-s2" if cuda else "unet-small")).split(",")
-    batch = args.batch or (256 if cuda else 8)  # the paper / cpu presets
-    sbatch = args.sample_batch or (1500 if cuda else 50)
+    models = (args.models or ("unet,dit-s2" if cuda else "unet-small-p2")).split(",")
+    batch = args.batch or (256 if cuda else 16)  # the paper / cpu presets
+    sbatch = args.sample_batch or (1500 if cuda else 100)
     seconds = args.seconds or (20.0 if cuda else 8.0)
     n_ref = args.ref_images or (4000 if cuda else 512)
     peak = peak_flops(rt.device, args.peak_tflops)

@@ -32,6 +32,12 @@ def parse_ints(text: str) -> list[int]:
     return values
 
 
+def parse_names(text: str) -> list[str]:
+    """argparse type for comma-separated names, e.g. ``--networks patchwise,joint`` (empty items dropped;
+    the command checks the names)."""
+    return [x for x in text.split(",") if x]
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

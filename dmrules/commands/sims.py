@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmrules.commands import parse_floats, parse_ints, positive_int
+from dmrules.commands import parse_floats, parse_ints, parse_names, positive_int
 
 FL_EXAMPLE = """\
 examples:
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
                                     "and noise alignments over training.",
                         epilog=FL_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(fl, "quick: 4 n x 8 SNR, 3 seeds, under 2 minutes on 2 cores; paper: 7 x 12, 5 seeds")
-    fl.add_argument("--objectives", type=lambda s: [x for x in s.split(",") if x], metavar="O,...",
+    fl.add_argument("--objectives", type=parse_names, metavar="O,...",
                     help="diffusion,classification (default both)")
     fl.add_argument("--ns", type=parse_ints, metavar="N,...", help="training set sizes of the grid")
     fl.add_argument("--snrs", type=parse_floats, metavar="SNR,...", help="SNR values ||mu||/(sigma_xi sqrt d) of the grid")
@@ -85,9 +85,9 @@ def register(subparsers) -> None:
     _common(rules, "quick: widths 5-320, two n, under 2 minutes on 2 cores; paper: more widths, n, steps")
     rules.add_argument("--widths", type=parse_ints, metavar="M,...", help="hidden widths m")
     rules.add_argument("--ns", type=parse_ints, metavar="N,...", help="training set sizes")
-    rules.add_argument("--networks", type=lambda s: [x for x in s.split(",") if x], metavar="NET,...",
+    rules.add_argument("--networks", type=parse_names, metavar="NET,...",
                        help="patchwise,joint (default both)")
-    rules.add_argument("--activations", type=lambda s: [x for x in s.split(",") if x], metavar="ACT,...",
+    rules.add_argument("--activations", type=parse_names, metavar="ACT,...",
                        help="quadratic,relu (default both)")
     rules.add_argument("--steps", type=positive_int, help="Adam steps")
     rules.add_argument("--d", type=positive_int, help="patch dimension (default 100)")

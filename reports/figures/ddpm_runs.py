@@ -44,6 +44,7 @@ def load_run(path: Path, source: str) -> dict | None:
     import pandas as pd
 
     from dmrules import results as R
+    from fullscale.evaluate import examples
 
     path = Path(path)
     if not (path / "summary.parquet").exists():
@@ -57,27 +58,9 @@ def load_run(path: Path, source: str) -> dict | None:
         "points": pd.read_parquet(path / "points.parquet") if (path / "points.parquet").exists() else None,
         "preview": np.load(path / "preview.npy") if (path / "preview.npy").exists() else None,
         "config": json.loads((path / "config.json").read_text())["config"] if (path / "config.json").exists() else {},
-        "examples": _examples(path, row["task"]),
+        # picked by `dmrules run` (fullscale.pipeline) and exported with the other small result files
+        "examples": examples.load_examples(path / "examples.npz") if (path / "examples.npz").exists() else None,
     }
-
-
-def _examples(path: Path, task: str) -> dict | None:
-    """Picked coarse/fine-violating and rule-exact samples: the exported ``examples.npz`` of a committed
-    run, or picked from a local run's full sample array."""
-    import pandas as pd
-
-    from fullscale.evaluate import examples
-
-    if (path / "examples.npz").exists():
-        return examples.load_examples(path / "examples.npz")
-    if (path / "samples" / "images.npy").exists() and (path / "points.parquet").exists():
-        images = np.load(path / "samples" / "images.npy", mmap_mode="r")
-        points = pd.read_parquet(path / "points.parquet")
-        if len(points) == len(images):
-            picks = examples.select_examples(task, points)
-            res = examples.residual(task, points)
-            return {g: {"index": idx, "images": np.asarray(images[idx]), "residual": res[idx]} for g, idx in picks.items()}
-    return None
 
 
 def all_runs(inputs: dict) -> list[dict]:

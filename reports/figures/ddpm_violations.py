@@ -72,8 +72,8 @@ FIGURES = [
         caption="Left: generated samples with the wrong layout (the coarse rule broken, e.g. sun and shadow on the "
                 "same side in Task A). Middle: samples with the right layout whose rule_y is farthest from "
                 "g rule_x (fine-rule violations: the shadow length or size ratio is off). Right: samples within "
-                "1 % of the rule. Picked from each run's evaluated samples (committed GPU runs keep these "
-                "picks in examples.npz).",
+                "1 % of the rule. Picked from each run's evaluated samples by `dmrules run` (examples.npz, "
+                "exported with the run's other result files).",
         needs=(CPU_RUN,),
         draw=_draw,
         section="rules-ddpm",

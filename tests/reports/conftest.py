@@ -76,8 +76,9 @@ def _ddpm_run(path: Path, task: str = "A", preset: str = "cpu", model: str = "un
     (path / "eval.json").write_text(json.dumps(ev))
     images, _ = tasks.render(task, n, seed=5)
     np.save(path / "preview.npy", images[:18])
-    (path / "samples").mkdir(exist_ok=True)
-    np.save(path / "samples" / "images.npy", images)
+    from fullscale.evaluate import examples
+
+    examples.save_examples(path / "examples.npz", task, points, images)
     config = {"task": task, "model": model, "preset": preset, "image_size": 32, "data_seed": 0, "n_train": 50}
     (path / "config.json").write_text(json.dumps({"config": config}))
     row = {"task": task, "model": model, "preset": preset, "n_samples": n, "sampler": "ddim", "sample_steps": 50,

@@ -79,6 +79,9 @@ def register(subparsers) -> None:
                          help="ternary set: label 1 conforming, 0 and 2 off the rule in opposite directions")
     variant.add_argument("--violate", action="store_true", help="break the coarse rule in every image")
     data.add_argument("--png", action="store_true", help="also write DIR/png/000000.png ...")
+    data.add_argument("--holdout", metavar="NAME:LO:HI", default=None,
+                      help="drop the images with LO <= NAME < HI (NAME a position feature, e.g. A sun_x, C r1; "
+                           "'free' = the task's free variable); the set keeps n minus the dropped (docs/clocks.md)")
     data.set_defaults(func=_run_data, _prog=data.prog)
 
     ev = subparsers.add_parser(
@@ -117,8 +120,14 @@ def _run_data(args) -> int:
     from fullscale import tasks
 
     n = args.n or tasks.PAPER_TRAIN_SIZE[args.task]
+    band = None
+    if args.holdout is not None:  # issue 14: the held-out band (fullscale/tasks/holdout.py)
+        from fullscale.tasks import holdout
+
+        band = holdout.parse_band(args.holdout, args.task)
     want = {"task": args.task, "n": n, "size": args.size, "seed": args.seed,
-            "contrastive": args.contrastive, "violate": args.violate}
+            "contrastive": args.contrastive, "violate": args.violate,
+            "holdout": band.label() if band is not None else None}
     meta_path = out / "meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -134,6 +143,10 @@ def _run_data(args) -> int:
                                     contrastive=args.contrastive, violate=args.violate)
     t_render = time.perf_counter() - t0
     meta = dict(want, render_s=round(t_render, 3))
+    if band is not None:
+        images, features, info = holdout.apply(images, features, band)
+        meta["holdout_info"] = info
+        print(f"[data] holdout {band.label()}: dropped {info['n_dropped']} of {n} images, kept {info['n_kept']}")
     tasks.save_dataset(out, images, features, meta, png=args.png)
     kind = "contrastive " if args.contrastive else "rule-violating " if args.violate else ""
     print(f"[data] {n} {kind}Task {args.task} images at {args.size} px (seed {args.seed}) -> {out} "

@@ -29,6 +29,8 @@ CLASSES = ("l_f", "r_f", "l_n", "r_n")
 SUN_X_RANGE = {"l_f": (0.0, 0.2 * S), "r_f": (0.8 * S, S), "l_n": (0.3 * S, 0.5 * S), "r_n": (0.5 * S, 0.7 * S)}
 RULE_SLOPE = 1.0
 POSITION_FEATURES = ("sun_x", "sun_y", "pole_top", "shadow_x0", "shadow_x1")
+# the held-out band's free variable (issue 14): the sun's x, a fraction of the image width
+FREE_VARIABLE = "sun_x"
 OBJECTS = ("sun", "pole", "shadow")
 
 

@@ -23,6 +23,8 @@ from .raster import Rect, S, sample_colors
 WIDTH = 0.12 * S
 RULE_SLOPE = 1.0
 POSITION_FEATURES = ("x1", "h1", "x2", "h2")
+# the held-out band's free variable (issue 14): the near rectangle's left edge x1 (fraction of the width)
+FREE_VARIABLE = "x1"
 OBJECTS = ("near", "far")
 
 

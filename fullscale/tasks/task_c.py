@@ -24,6 +24,8 @@ from .raster import Disc, S, sample_colors
 RULE_SLOPE = float(np.sqrt(2.0))
 COARSE_RATIO = 1.05
 POSITION_FEATURES = ("r1", "r2", "c1_x", "c1_y", "c2_x", "c2_y")
+# the held-out band's free variable (issue 14): the warm circle's radius r1 (fraction of the width)
+FREE_VARIABLE = "r1"
 OBJECTS = ("warm", "cool")
 _SIDES = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # left, right, top, bottom
 

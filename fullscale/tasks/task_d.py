@@ -31,6 +31,8 @@ SIDE_RANGE = (0.16 * S, 0.32 * S)
 GAP_RANGE = (0.05 * S, 0.12 * S)
 MARGIN = 0.5
 POSITION_FEATURES = ("l1", "l2", "upper_x", "upper_y", "lower_x", "lower_y")
+# the held-out band's free variable (issue 14): the upper square's side l1 (fraction of the width)
+FREE_VARIABLE = "l1"
 OBJECTS = ("upper", "lower")
 
 

@@ -29,6 +29,8 @@ examples:
   dmrules evaluate --task A data/A                     # a data set directory: a summary table
   dmrules evaluate --task A samples.npy --json         # one JSON object (n, parsed, slope, r2, ...)
   dmrules evaluate --task C samples/png --train data/C  # + memorisation and the training-set ceiling
+  dmrules evaluate --task C samples.npy --protocol paper --json   # the authors' own evaluator (recipe C-80)
+  dmrules evaluate --task D data/D --protocol paper-train          # their training-image pipeline
 
 PATH: a data set directory, an .npy array [N, H, W, 3] (uint8, or floats in [0, 1] / [-1, 1]) or a
 folder of images of any size. Unreadable or garbage images count as parse failures.
@@ -101,6 +103,9 @@ def register(subparsers) -> None:
                     help="drop points outside the [P, 100-P] percentiles of x or y before fitting (the "
                          "authors used 2.5); default: no trimming")
     ev.add_argument("--out", metavar="F.parquet", help="also write the per-image measurements (with provenance)")
+    from dmrules.commands import _paper_eval
+
+    _paper_eval.add_options(ev)  # --protocol precise|paper|paper-train and the paper protocol's options
     ev.set_defaults(func=_run_evaluate, _prog=ev.prog)
 
 
@@ -187,6 +192,13 @@ def _run_evaluate(args) -> int:
 
     from dmrules import UsageError
     from dmrules import results as R
+    from dmrules.commands import _paper_eval
+
+    if getattr(args, "protocol", "precise") != "precise":
+        return _paper_eval.run_paper(args)
+    given = _paper_eval.paper_options_given(args)
+    if given:
+        raise UsageError(f"{', '.join(given)} belong(s) to --protocol paper / paper-train")
     from fullscale import evaluate as ev
 
     t0 = time.perf_counter()
@@ -198,6 +210,8 @@ def _run_evaluate(args) -> int:
     table = ev.extract(args.task, images)
     train_table = ev.extract(args.task, train) if train is not None else None
     res = ev.evaluate_tables(args.task, table, train_table, fit_on=args.fit_on, trim=args.trim)
+    res["protocol"] = "precise"
+    res["recipe"] = f"OLS on {args.fit_on} points" + (f", xy-trim [{args.trim:g}, {100 - args.trim:g}]" if args.trim else "")
     res["path"] = str(args.path)
     res["image_size"] = int(images.images.shape[1]) if len(images) else None
     res["seconds"] = round(time.perf_counter() - t0, 3)

@@ -7,6 +7,9 @@
 ``images``: uint8 [N, H, W, 3], a list of images of any size, or ``load_images(path)`` (a data-set
 directory, an ``.npy`` file or a folder of PNGs). Garbage never raises: unreadable, blank, noisy,
 gray, tiny or non-square images are parse failures with a reason. Method: docs/tasks.md.
+
+The authors' own evaluator (their notebook's pipelines, quirks included) is the second family:
+``evaluate_paper(task, images, pipeline="gen" | "train")`` (docs/evaluate.md).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from .features import OBJECTS, extract
 from .images import ImageSet, load_images
 from .memorise import THRESHOLDS, memorisation
 from .metrics import conform_pct, fit_line, summarize
+from .paper_protocol import RECIPES, Settings, evaluate_paper, extract_paper, load_paper_images, summarize_paper
 
 __all__ = ["evaluate", "evaluate_tables", "extract", "load_images", "ImageSet", "summarize", "fit_line", "conform_pct",
-           "memorisation", "THRESHOLDS", "OBJECTS", "CEILING_KEYS"]
+           "memorisation", "THRESHOLDS", "OBJECTS", "CEILING_KEYS",
+           # the rules-paper authors' own evaluator (docs/evaluate.md)
+           "evaluate_paper", "extract_paper", "summarize_paper", "load_paper_images", "Settings", "RECIPES"]
 
 CEILING_KEYS = ("n", "parsed", "parse_failure_rate", "coarse_violation_rate", "slope", "intercept", "r2",
                 "conform_pct", "bias_error", "variance_error")

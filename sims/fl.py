@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sims import networks as N
+from sims.streams import stream
 from sims.train import Checkpoint, gradient_descent, log_steps, span_basis, stack_padded
 
 OBJECTIVES = ("diffusion", "classification")
@@ -137,7 +138,9 @@ def model_data(model: FLModel, n_test: int = 0) -> dict:
 
     seed = model.data_seed()
     law = TwoPatchSignalNoise(model.d, model.mu_norm, model.sigma_xi, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
+    # the law draws its mu directions from ``seed`` itself: the sample gets its own named stream
+    # (sharing ``seed`` made the first noise values bit-identical to the mu draws)
+    gen = stream(seed, "sample")
 
     def draw(n):
         _, lat = law.sample(n, generator=gen, return_latents=True)
@@ -154,7 +157,7 @@ def model_data(model: FLModel, n_test: int = 0) -> dict:
 
 def init_weights(model: FLModel) -> torch.Tensor:
     """W0 ~ N(0, sigma0^2 I): ``[m, d]`` (diffusion, tied) or ``[2, m, d]`` (classifier)."""
-    gen = torch.Generator().manual_seed(model.data_seed() + (1 if model.objective == "diffusion" else 2))
+    gen = stream(model.data_seed(), f"init-{model.objective}")
     shape = (model.m, model.d) if model.objective == "diffusion" else (2, model.m, model.d)
     return model.sigma0 * torch.randn(shape, generator=gen, dtype=torch.float64)
 
@@ -255,7 +258,7 @@ def make_loss(objective: str, setup, st: Stack, models: list[FLModel]):
             ts = torch.as_tensor(setup.t, dtype=torch.float64)
         alphas, betas = _time_grid(ts, dtype, device)
         return lambda W, step: closed_form_dsm(W, st, alphas, betas)
-    gens = [torch.Generator().manual_seed(mod.data_seed() + 3) for mod in models]
+    gens = [stream(mod.data_seed(), "dsm-noise") for mod in models]
     x0 = st.x0()
     M, n, P, k = x0.shape
     grid = torch.as_tensor(setup.t, dtype=torch.float64)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sims import rulenets as RN
+from sims.streams import stream
 from sims.train import Checkpoint, log_steps, stack_padded
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -99,7 +100,7 @@ def train_group(network: str, act: str, m: int, sweep: RulesSweep, device="cpu",
     members = sweep.members()
     M, d = len(members), sweep.d
     laws = [RulePatches(d, sweep.zeta, seed=data_seed(n, s, d)) for n, s in members]
-    gens = [torch.Generator().manual_seed(data_seed(n, s, d)) for n, s in members]
+    gens = [stream(data_seed(n, s, d), "sample") for n, s in members]  # the law owns data_seed itself
     x0 = stack_padded([law.sample(n, generator=g) for law, (n, _), g in zip(laws, members, gens)], (0,))
     x0 = x0.to(device=device, dtype=dtype)
     # fixed evaluation sets (per model, per evaluation time), drawn before training
@@ -109,14 +110,13 @@ def train_group(network: str, act: str, m: int, sweep: RulesSweep, device="cpu",
     for law, g in zip(laws, gens):
         xs = law.sample(sweep.n_eval * len(ev_t), generator=g).reshape(len(ev_t), sweep.n_eval, 2 * d)
         evals.append((xs, torch.randn(xs.shape, generator=g, dtype=torch.float64)))
-    init_gens = [torch.Generator().manual_seed(data_seed(n, s, d) + 7 * m + (0 if network == "patchwise" else 1))
-                 for n, s in members]
+    init_gens = [stream(data_seed(n, s, d), "init", network, m) for n, s in members]
     params = RN.init_params(network, M, m, d, init_gens, dtype=dtype, device=device)
     for p in params.values():
         p.requires_grad_(True)
     opt = torch.optim.Adam(list(params.values()), lr=sweep.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, sweep.steps) / sweep.steps)))
-    step_gens = [torch.Generator().manual_seed(data_seed(n, s, d) + 1000 + m) for n, s in members]
+    step_gens = [stream(data_seed(n, s, d), "dsm-noise", m) for n, s in members]
     lo, hi = sweep.train_steps
     rows: list[dict] = []
     start = 0

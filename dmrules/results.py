@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import functools
 import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -28,22 +30,68 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class WriteError(OSError):
+    """A file could not be written (disk full, read-only, permission denied, ...): the CLI prints
+    ``str(exc)`` (it names the file and the cause) on one line and exits 1; nothing already there
+    was replaced (issue 12)."""
+
+    def __init__(self, path, exc: OSError):
+        super().__init__(exc.errno, exc.strerror or str(exc), str(path))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+
+# the write layer's OS calls, module attributes so that tests can inject faults (CI runs as root,
+# where chmod does not stop a write): ENOSPC, EACCES, EROFS, ... (tests/test_faults.py)
+_mkstemp = tempfile.mkstemp
+_replace = os.replace
+TEMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # names of atomic_path's temporary files
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    An OS error (no space, read-only file system, permission denied, a directory in the way)
+    becomes :class:`WriteError` naming ``path``; the old ``path`` is left as it was and the
+    temporary file is removed (a killed process leaves it behind: :func:`clean_temps`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
         yield tmp
         if tmp.exists():  # mkstemp makes the file 0600; give it the mode a plain open() would
             os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a directory is in the way", str(path))
+        _replace(tmp, path)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(path, exc) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def clean_temps(folder: str | os.PathLike, recursive: bool = True, log=None) -> int:
+    """Remove temporary files that a killed :func:`atomic_path` left in ``folder`` (call it only while
+    holding the folder's :func:`lock`, so that no live writer owns them); returns how many."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = [p for p in (folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"))
+             if TEMP_RE.match(p.name) and p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    if found and log:
+        log(f"[clean] removed {len(found)} temporary file(s) left by an interrupted write in {folder}")
+    return len(found)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -79,8 +127,35 @@ def torch_save(obj: Any, path: str | os.PathLike) -> Path:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        # through a file object: the zip's inner folder is then always "archive" (torch names it after
+        # the file otherwise, here a random temporary name), so identical states give identical bytes
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
     return Path(path)
+
+
+def torch_load(path: str | os.PathLike, what: str = "checkpoint", keys=(), map_location="cpu") -> dict:
+    """``torch.load(path, weights_only=True)`` of a dict holding ``keys``; a zero-byte, truncated, garbled
+    or foreign file is a ValueError naming it and what to do (the CLI: one line, exit 2), and the file
+    is left in place (issue 12)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        kind = "empty" if path.stat().st_size == 0 else f"truncated or corrupt: {type(exc).__name__}"
+        raise ValueError(f"{path} is not a readable {what} ({kind}); it was left in place: move it away to start "
+                         "over, or restore it") from None
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise ValueError(f"{path} is not a dmrules {what} (no {', '.join(missing[:3])}); it was left in place: "
+                         "move it away to start over, or restore it")
+    return obj
 
 
 @functools.lru_cache(maxsize=1)
@@ -166,6 +241,128 @@ def claim_dir(path: str | os.PathLike, cfg, from_json, what: str, write: bool = 
             raise ValueError(f"{folder} holds a {what} of another config ({shown}); use a new --out or the same options")
     if write:
         write_json(path, {"config": cfg.to_json(), "provenance": provenance(config=new)})
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """``json.loads`` of a file; a truncated or garbled file is a ValueError naming it (the CLI: one line,
+    exit 2), never a bare JSONDecodeError. The file is left in place."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable {what} (truncated or corrupt: {exc}); move it away "
+                         "(or delete it) to start that part over") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# One writer per output (issue 12): an OS-level lock that dies with its process.
+
+_HELD: dict[str, list] = {}  # resolved lock file -> [fd, depth]; the lock is re-entrant within a process
+
+
+def lock_file_of(target: str | os.PathLike) -> Path:
+    """The lock file of an output (a folder or a file): ``.NAME.dmrules-lock`` beside it."""
+    target = Path(os.path.abspath(target))
+    return target.parent / f".{target.name}.dmrules-lock"
+
+
+@contextlib.contextmanager
+def lock(target: str | os.PathLike, what: str = "output") -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``target`` (a run, sample or classifier folder, a table) while
+    writing it. A second process asking for it gets a ValueError (one line: "in use by pid N"). The
+    kernel drops the lock when the process dies (kill -9 included), so a stale lock never blocks a
+    resume; the lock file is removed on release. Re-entrant within one process."""
+    import fcntl
+
+    lf = lock_file_of(target)
+    key = str(lf)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    try:
+        lf.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(lf.parent, exc) from None
+    while True:
+        try:
+            fd = os.open(lf, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as exc:
+            raise WriteError(lf, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise ValueError(f"{Path(target)} is in use by another dmrules process (pid {pid}); wait for it "
+                             f"to finish (or stop it) and re-run, or use another {what}") from None
+        try:  # the holder we waited for may have removed the file: lock the file that is there now
+            same = os.fstat(fd).st_ino == os.stat(lf).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        _HELD[key][1] -= 1
+        if _HELD[key][1] == 0:
+            del _HELD[key]
+            try:
+                os.unlink(lf)
+            except OSError:
+                pass
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output locations are checked before any work (issue 12): a file where a folder is wanted, a folder
+# where a file is wanted, a read-only or permission-denied place are one line and exit 2.
+
+FILE_SUFFIXES = (".parquet", ".json", ".csv", ".npy", ".npz", ".png", ".md", ".txt", ".jsonl", ".pt")
+
+
+def output_kind(path: str | os.PathLike) -> str:
+    """``file`` when ``path`` ends in a known file suffix (``F.parquet``), else ``dir``."""
+    return "file" if Path(path).suffix.lower() in FILE_SUFFIXES else "dir"
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove a temporary file in ``folder`` (OSError when it cannot be written)."""
+    fd, name = _mkstemp(prefix=".dmrules-probe.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_output(path: str | os.PathLike, kind: str | None = None, flag: str = "--out") -> Path:
+    """Raise ValueError (one sentence) unless ``path`` can be written as a ``kind`` (file | dir)."""
+    path = Path(path)
+    kind = kind or output_kind(path)
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise ValueError(f"{flag} {path} is a directory; give a file name (such as {path / ('out' + (path.suffix or '.parquet'))})")
+        if kind == "dir" and not path.is_dir():
+            raise ValueError(f"{flag} {path} is an existing file; give a directory")
+    folder = path if (kind == "dir" and path.is_dir()) else path.parent
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"cannot create {flag} {path}: {probe} is a file, not a directory")
+    try:
+        _probe(probe)
+    except OSError as exc:
+        raise ValueError(f"cannot write {flag} {path}: {exc.strerror or exc} ({probe})") from None
+    return path
 
 
 def write_table(df, path: str | os.PathLike, provenance_record: dict | None = None) -> Path:

@@ -75,20 +75,26 @@ def load_checked(task: str, classifier, samples, device="cpu"):
 def filter_samples(task: str, classifier, samples, out_dir, *, min_prob: float | None = None, device="cpu",
                    png: bool = False, log=print) -> dict:
     """Keep the samples the classifier calls rule-conforming; returns the summary written to OUT/meta.json."""
-    import pandas as pd
-
     from fullscale.tasks import check_task
 
     task = check_task(task)
     min_prob = DEFAULT_MIN_PROB[task] if min_prob is None else float(min_prob)
-    if not 0.0 <= min_prob < 1.0:
+    if not 0.0 <= min_prob < 1.0:  # NaN fails this too
         raise ValueError(f"--min-prob must be in [0, 1), got {min_prob}")
     out = Path(out_dir)
+    with R.lock(out, what="--out"):  # one writer per output folder (issue 12)
+        R.clean_temps(out, log=log)
+        return _filter(task, classifier, samples, out, min_prob, device, png, log)
+
+
+def _filter(task, classifier, samples, out: Path, min_prob, device, png, log) -> dict:
+    import pandas as pd
+
     request = {"task": task, "classifier": str(Path(classifier).resolve()), "samples": str(Path(samples).resolve()),
                "min_prob": min_prob}
     if (out / "meta.json").exists() and (out / "images.npy").exists():
-        old = json.loads((out / "meta.json").read_text())
-        if old.get("request") == request:
+        old = R.read_json(out / "meta.json", "filter record")
+        if isinstance(old, dict) and old.get("request") == request:
             log(f"[filter] {out} already holds this filter's output ({old['kept']} of {old['n']} kept): skipped")
             return old
         raise ValueError(f"{out} holds the output of another filter request; use a new --out")

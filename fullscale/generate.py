@@ -7,6 +7,11 @@ whatever the batch size, the chunking, or whether the call was interrupted and r
 Output directory: ``images.npy`` (uint8 [N, H, W, 3]), ``meta.json`` (run, sampler, steps, seeds,
 weights, wall time, provenance), ``png/<seed>.png`` when asked. While running, finished batches are
 kept under ``parts-<hash>/``; a re-run picks them up and only samples what is missing.
+
+A sample set records the identity of the weights it came from (``request["checkpoint"]``: the run's
+config fingerprint and the checkpoint's step and images seen). A re-run never resumes or skips across
+a change of them (issue 12): parts of other weights are discarded, and a finished set of other
+weights is refused (one line: use a new --out, or delete OUT to re-sample).
 """
 
 from __future__ import annotations
@@ -23,14 +28,26 @@ from fullscale import diffusion
 from fullscale.models import build
 from fullscale.presets import RunConfig
 from fullscale.runtime import Runtime, inference_fn, prepare
-from fullscale.train import load_checkpoint
+from fullscale.train import CHECKPOINT, identity_diff, load_checkpoint
 
 
 def load_run(run_dir) -> RunConfig:
     path = Path(run_dir) / "config.json"
+    if not Path(run_dir).is_dir():
+        raise ValueError(f"{run_dir} is not a training run (no such directory); give a run made by `dmrules train`")
     if not path.exists():
         raise ValueError(f"{run_dir} is not a training run (no config.json); train one with `dmrules train`")
-    return RunConfig.from_json(json.loads(path.read_text())["config"])
+    data = R.read_json(path, "run config")
+    try:
+        return RunConfig.from_json(data["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is not a dmrules run config ({type(exc).__name__}: {exc}); restore it, or "
+                         "train a new run") from None
+
+
+def weights_id(cfg: RunConfig, ckpt: dict) -> dict:
+    """The identity of a checkpoint's weights: the run's config fingerprint, step and images seen."""
+    return {"config": R.config_hash(cfg.identity()), "step": int(ckpt["step"]), "images": int(ckpt["images"])}
 
 
 def load_denoiser(run_dir, rt: Runtime, weights: str = "ema"):
@@ -41,10 +58,19 @@ def load_denoiser(run_dir, rt: Runtime, weights: str = "ema"):
         raise ValueError(f"{run_dir} has no checkpoint yet; run `dmrules train` first")
     if weights not in ("ema", "raw"):
         raise ValueError(f"weights must be ema or raw, got {weights!r}")
+    if ckpt["identity"] != json.dumps(cfg.identity(), sort_keys=True):
+        # issue 12: a checkpoint copied from another run (another task, --lr, architecture) is refused
+        raise ValueError(f"{Path(run_dir) / CHECKPOINT} was trained with another config than {Path(run_dir) / 'config.json'} "
+                         f"({identity_diff(ckpt['identity'], cfg)}); sample from the run that made it")
     net = build(cfg.model, cfg.image_size)
-    net.load_state_dict(ckpt["ema" if weights == "ema" else "model"])
+    try:
+        net.load_state_dict(ckpt["ema" if weights == "ema" else "model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{Path(run_dir) / CHECKPOINT} does not hold {cfg.model} weights "
+                         f"({type(exc).__name__}); it was left in place") from None
     done = int(ckpt["images"]) >= cfg.total_images
-    return prepare(net, rt), cfg, {"images": int(ckpt["images"]), "finished": done, "offset": ckpt.get("offset")}
+    return prepare(net, rt), cfg, {"images": int(ckpt["images"]), "finished": done, "offset": ckpt.get("offset"),
+                                   "id": weights_id(cfg, ckpt)}
 
 
 def sample_images(net_fn, n: int, image_size: int, rt: Runtime, *, seed: int = 0, sampler: str = "ddpm",
@@ -113,35 +139,102 @@ def save_array(path, images: np.ndarray) -> None:
             np.save(f, images)
 
 
+def _check_request(n, seed, sampler, steps, eta, batch) -> None:
+    """ValueError (one sentence) on values that cannot be sampled (issue 12: eta nan|5|-1 gave garbage)."""
+    import math
+
+    for name, v in (("n", n), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if sampler not in ("ddpm", "ddim"):
+        raise ValueError(f"sampler must be ddpm or ddim, got {sampler!r}")
+    if sampler == "ddim":
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 999:
+            raise ValueError(f"DDIM steps must be an integer in 1..999, got {steps!r}")
+        if not (isinstance(eta, (int, float)) and math.isfinite(eta) and 0.0 <= eta <= 1.0):
+            raise ValueError(f"DDIM eta must be a number in [0, 1], got {eta!r}")
+
+
+def _same_but_weights(old: dict, new: dict) -> bool:
+    strip = lambda r: {k: v for k, v in r.items() if k != "checkpoint"}  # noqa: E731
+    return strip(old) == strip(new)
+
+
+def _weights_text(w: dict | None) -> str:
+    return "unknown weights" if not w else f"step {w['step']} ({w['images']:,} images, config {w['config']})"
+
+
+def _discard_other_parts(out_dir: Path, keep: Path, log) -> None:
+    """Remove ``parts-*`` folders of other requests or other weights (ours: only part-*.npy inside)."""
+    for d in sorted(out_dir.glob("parts-*")):
+        if d == keep or not d.is_dir():
+            continue
+        files = list(d.iterdir())
+        if all(f.name.startswith("part-") and f.suffix == ".npy" for f in files):
+            log(f"[sample] discarding {len(files)} unfinished part(s) in {d} (another request or checkpoint)")
+            for f in files:
+                f.unlink()
+            d.rmdir()
+
+
 def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler: str = "ddpm", steps: int = 999,
                eta: float = 0.0, batch: int = 256, weights: str = "ema", png: bool = True, guide=None, weight=1.0,
                variance: str = "beta", extra_meta: dict | None = None, log=print) -> dict:
-    """Sample ``n`` images from RUN into OUT (skips if OUT already holds the same request)."""
+    """Sample ``n`` images from RUN into OUT (skips if OUT already holds the same request from the same
+    weights; refuses OUT when it holds samples of another request or of other weights)."""
+    _check_request(n, seed, sampler, steps, eta, batch)
     out_dir = Path(out_dir)
+    with R.lock(out_dir, what="--out"):
+        R.clean_temps(out_dir, log=log)
+        return _sample_run(run_dir, out_dir, rt, n=n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch=batch,
+                           weights=weights, png=png, guide=guide, weight=weight, variance=variance,
+                           extra_meta=extra_meta, log=log)
+
+
+def _sample_run(run_dir, out_dir: Path, rt: Runtime, *, n, seed, sampler, steps, eta, batch, weights, png, guide,
+                weight, variance, extra_meta, log) -> dict:
     request = {"run": str(Path(run_dir).resolve()), "n": n, "seed": seed, "sampler": sampler,
                "steps": 999 if sampler == "ddpm" else steps, "eta": eta if sampler == "ddim" else None,
                "weights": weights, "variance": variance,
                **(extra_meta or {})}
-    meta_path = out_dir / "meta.json"
-    if (out_dir / "images.npy").exists() and meta_path.exists():
-        if json.loads(meta_path.read_text()).get("request") == request:
-            log(f"[sample] {out_dir / 'images.npy'} already holds these {n} samples: skipped")
-            return json.loads(meta_path.read_text())
-        raise ValueError(f"{out_dir} holds samples of another request; use a new --out")
     net, cfg, ck = load_denoiser(run_dir, rt, weights)
+    request["checkpoint"] = ck["id"]  # the weights' identity: never resume or skip across a change of it
+    meta_path, array = out_dir / "meta.json", out_dir / "images.npy"
+    parts = out_dir / f"parts-{R.config_hash(request, 8)}"
+    if meta_path.exists():
+        old = R.read_json(meta_path, "sample set record")
+        old_req = old.get("request") if isinstance(old, dict) else None
+        if not isinstance(old_req, dict) or not _same_but_weights(old_req, request):
+            raise ValueError(f"{out_dir} holds samples of another request; use a new --out")
+        if array.exists() and old_req.get("checkpoint") == request["checkpoint"]:
+            log(f"[sample] {array} already holds these {n} samples: skipped")
+            return old
+        if array.exists() and "checkpoint" not in old_req:  # made before sample sets recorded their weights
+            log(f"[sample] {array} already holds these {n} samples: skipped (made before sample sets recorded "
+                f"their checkpoint; not verified against {_weights_text(request['checkpoint'])})")
+            return old
+        if array.exists():
+            raise ValueError(f"{out_dir} holds samples of {run_dir} at {_weights_text(old_req.get('checkpoint'))}, but "
+                             f"its checkpoint is now at {_weights_text(request['checkpoint'])}; use a new --out (or "
+                             f"delete {out_dir} to re-sample)")
+    elif array.exists() and not parts.is_dir():
+        raise ValueError(f"{array} exists but was not written by `dmrules sample` (no meta.json); use a new --out")
+    if out_dir.is_dir():
+        _discard_other_parts(out_dir, parts, log)
     if not ck["finished"]:
         log(f"[sample] warning: the run has seen {ck['images']:,} of {cfg.total_images:,} images (unfinished)")
-    log(f"[sample] {n} images from {run_dir} ({cfg.model}, {weights} weights), {sampler} "
+    log(f"[sample] {n} images from {run_dir} ({cfg.model}, {weights} weights at {_weights_text(ck['id'])}), {sampler} "
         f"{request['steps']} steps{f' eta {eta:g}' if sampler == 'ddim' else ''}, seeds {seed}..{seed + n - 1}, batch {batch} on {rt.describe()}")
     t0 = time.perf_counter()
-    parts = out_dir / f"parts-{R.config_hash(request, 8)}"
     images = sample_images(inference_fn(net, rt), n, cfg.image_size, rt, seed=seed, sampler=sampler, steps=steps,
                            eta=eta, batch=batch, parts_dir=parts, guide=guide, weight=weight, variance=variance,
                            offset=ck["offset"], log=log)
     wall = time.perf_counter() - t0
     if png:
         write_pngs(images, out_dir / "png", range(seed, seed + n))
-    save_array(out_dir / "images.npy", images)
+    save_array(array, images)
     meta = {"request": request, "model": cfg.model, "task": cfg.task, "wall_time_s": wall,
             "img_per_s": n / wall, "provenance": R.provenance(config=request, wall_time_s=wall)}
     R.write_json(meta_path, meta)
@@ -149,7 +242,7 @@ def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler:
         p.unlink()
     if parts.exists():
         parts.rmdir()
-    log(f"[sample] wrote {out_dir / 'images.npy'} in {wall:.1f} s ({n / wall:.1f} img/s)")
+    log(f"[sample] wrote {array} in {wall:.1f} s ({n / wall:.1f} img/s)")
     return meta
 
 

@@ -158,10 +158,20 @@ def check(cfg: RunConfig) -> None:
     """Raise ValueError (one sentence) on values that cannot run."""
     positive = dict(n_train=cfg.n_train, epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr,
                     n_samples=cfg.n_samples, sample_steps=cfg.sample_steps, sample_batch=cfg.sample_batch,
-                    ckpt_every_kimg=cfg.ckpt_every_kimg, log_every_kimg=cfg.log_every_kimg)
+                    ckpt_every_kimg=cfg.ckpt_every_kimg, log_every_kimg=cfg.log_every_kimg,
+                    ema_halflife_kimg=cfg.ema_halflife_kimg, image_size=cfg.image_size)
     for name, v in positive.items():
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive number, got {v!r}")
+    # issue 12: a NaN here trained all-NaN EMA weights with exit 0 (nan fails every comparison)
+    nonneg = dict(warmup_kimg=cfg.warmup_kimg, ema_rampup=cfg.ema_rampup, seed=cfg.seed, data_seed=cfg.data_seed,
+                  sample_seed=cfg.sample_seed)
+    for name, v in nonneg.items():
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    for name in ("n_train", "batch", "n_samples", "sample_steps", "sample_batch", "seed", "data_seed", "sample_seed"):
+        if not isinstance(getattr(cfg, name), int):
+            raise ValueError(f"{name} must be an integer, got {getattr(cfg, name)!r}")
     if cfg.sampler not in ("ddpm", "ddim"):
         raise ValueError(f"sampler must be ddpm or ddim, got {cfg.sampler!r}")
     if cfg.sampler == "ddpm" and cfg.sample_steps != 999:

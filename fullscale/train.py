@@ -176,11 +176,27 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
 
 
+CHECKPOINT_KEYS = ("model", "ema", "opt", "step", "images", "identity")
+
+
 def load_checkpoint(run_dir: Path, map_location="cpu") -> dict | None:
+    """RUN/checkpoint.pt, or None when there is none; a zero-byte, truncated or foreign file is a
+    ValueError naming it (left in place; issue 12)."""
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         return None
-    return torch.load(path, map_location=map_location, weights_only=True)
+    return R.torch_load(path, "DDPM checkpoint", CHECKPOINT_KEYS, map_location=map_location)
+
+
+def identity_diff(recorded: str, cfg) -> str:
+    """What differs between a checkpoint's recorded identity (JSON) and ``cfg`` ("task 'B' -> 'A', ...")."""
+    try:
+        old = json.loads(recorded)
+    except (TypeError, ValueError):
+        return "unreadable identity"
+    new = cfg.identity()
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4]) or "none"
 
 
 def _trim_stats(run_dir: Path, images: int) -> None:
@@ -188,7 +204,13 @@ def _trim_stats(run_dir: Path, images: int) -> None:
     path = Path(run_dir) / STATS
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("kimg", 0) * 1000 <= images + 0.5]
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:  # a line cut by a kill mid-append is dropped (it is redone)
+            if ln.strip() and json.loads(ln).get("kimg", 0) * 1000 <= images + 0.5:
+                keep.append(ln)
+        except ValueError:
+            continue
     R.write_text(path, "".join(ln + "\n" for ln in keep))
 
 
@@ -201,7 +223,19 @@ def train(cfg, run_dir, images: np.ndarray, rt: Runtime, log=print, stop_after_i
 
     images: uint8 [N, H, W, 3] (the whole training set; kept resident on the device).
     stop_after_images: stop early (tests) after this many images, writing a checkpoint.
+    The main process holds RUN's lock (:func:`dmrules.results.lock`: one writer per run) and first
+    removes temporary files an interrupted write left behind.
     """
+    import contextlib
+
+    ctx = R.lock(run_dir, what="--out") if rt.is_main else contextlib.nullcontext()
+    with ctx:
+        if rt.is_main:
+            R.clean_temps(run_dir, log=log)
+        return _train(cfg, run_dir, images, rt, log, stop_after_images)
+
+
+def _train(cfg, run_dir, images, rt: Runtime, log, stop_after_images) -> dict:
     from tqdm import tqdm
 
     run_dir = Path(run_dir)
@@ -215,7 +249,8 @@ def train(cfg, run_dir, images: np.ndarray, rt: Runtime, log=print, stop_after_i
     total = cfg.total_images
     ckpt = load_checkpoint(run_dir)
     if ckpt is not None and ckpt["identity"] != json.dumps(cfg.identity(), sort_keys=True):
-        raise ValueError(f"{run_dir} holds a checkpoint of another config; use a new --out")
+        raise ValueError(f"{run_dir / CHECKPOINT} is a checkpoint of another config "
+                         f"({identity_diff(ckpt['identity'], cfg)}); use a new --out")
     step, seen = (int(ckpt["step"]), int(ckpt["images"])) if ckpt is not None else (0, 0)
     end = total if stop_after_images is None else min(total, stop_after_images)
     if seen >= end:
@@ -276,9 +311,13 @@ def train(cfg, run_dir, images: np.ndarray, rt: Runtime, log=print, stop_after_i
             acc.zero_()
             acc_n, t_last, img_last = 0, now, seen
         if step % ckpt_every == 0 or last:
-            if not _all_finite(list(tr.net.parameters())):
-                bar.close()
-                raise TrainingDiverged(f"weights became non-finite at step {step}; the last good checkpoint is kept")
+            # every saved tensor must be finite, the EMA's included (issue 12: a NaN half-life gave an
+            # all-NaN EMA next to finite raw weights, and black samples)
+            for what, module in (("weights", tr.net), ("EMA weights", tr.ema.module)):
+                if not _all_finite(list(module.parameters()) + [b for b in module.buffers() if b.is_floating_point()]):
+                    bar.close()
+                    raise TrainingDiverged(f"the {what} became non-finite at step {step}; the last good checkpoint "
+                                           "is kept")
             if rt.is_main:
                 R.torch_save(tr.state(step, seen), run_dir / CHECKPOINT)
     bar.close()

@@ -9,11 +9,12 @@ import argparse
 import json
 import sys
 
-from dmrules.commands import positive_int
+from dmrules.commands import nonneg_float, nonneg_int, number, positive_float, positive_int, unit_float
 
 TASKS = ("A", "B", "C", "D")
 MODELS = ("unet", "unet-small", "unet-small-p2", "dit-s2", "dit-b2", "mlp")
 PRESETS = ("paper", "cpu", "smoke")
+STEPS = number(int, lo=1, hi=999)  # sampler steps: the DDPM schedule has 999
 
 TRAIN_EXAMPLE = """\
 examples:
@@ -57,17 +58,17 @@ def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--out", required=True, metavar="RUN", help=out_help)
     g = p.add_argument_group("overrides of the preset (part of the run's identity)")
     g.add_argument("--batch", type=positive_int, help="global batch size (paper preset: 256; the paper used 16)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (paper preset: 1.2e-3 = 3e-4 * sqrt(256/16))")
-    g.add_argument("--epochs", type=float, help="passes over the training set (paper: A 400, B 800, C 1600, D 1000)")
+    g.add_argument("--lr", type=positive_float, help="Adam learning rate (paper preset: 1.2e-3 = 3e-4 * sqrt(256/16))")
+    g.add_argument("--epochs", type=positive_float, help="passes over the training set (paper: A 400, B 800, C 1600, D 1000)")
     g.add_argument("--n-train", type=positive_int, help="training set size (paper: A 4000, B-D 2000)")
-    g.add_argument("--seed", type=int, help="training seed: initialisation, data order, noise (default 0)")
-    g.add_argument("--ema-halflife-kimg", type=float, help="EMA half-life in thousands of images")
-    g.add_argument("--warmup-kimg", type=float, help="learning-rate warm-up in thousands of images")
-    g.add_argument("--ckpt-every-kimg", type=float, help="checkpoint interval in thousands of images")
+    g.add_argument("--seed", type=nonneg_int, help="training seed: initialisation, data order, noise (default 0)")
+    g.add_argument("--ema-halflife-kimg", type=positive_float, help="EMA half-life in thousands of images (> 0)")
+    g.add_argument("--warmup-kimg", type=nonneg_float, help="learning-rate warm-up in thousands of images (>= 0)")
+    g.add_argument("--ckpt-every-kimg", type=positive_float, help="checkpoint interval in thousands of images (> 0)")
     g.add_argument("--n-samples", type=positive_int, help="samples drawn by `run` (paper: 3000)")
     g.add_argument("--sampler", choices=("ddpm", "ddim"), help="sampler used by `run` (paper: ddpm, 999 steps)")
-    g.add_argument("--sample-steps", type=positive_int, help="DDIM steps used by `run`")
-    g.add_argument("--sample-eta", type=float, help="DDIM eta used by `run` (0 deterministic, 1 stochastic)")
+    g.add_argument("--sample-steps", type=STEPS, help="DDIM steps used by `run` (1-999)")
+    g.add_argument("--sample-eta", type=unit_float, help="DDIM eta used by `run`, in [0, 1] (0 deterministic, 1 stochastic)")
     g.add_argument("--sample-batch", type=positive_int, help="sampling batch size")
     g.add_argument("--center", action=argparse.BooleanOptionalAction, default=None,
                    help="train on x0 minus the training-set mean image (cpu preset: on; paper: off)")
@@ -90,9 +91,9 @@ def register(sub) -> None:
     s.add_argument("--n", type=positive_int, help="number of samples (default: the run's n_samples)")
     s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
                    help="ddpm: ancestral, 999 -> 1 (paper); ddim: deterministic, --steps steps (default ddpm)")
-    s.add_argument("--steps", type=positive_int, default=50, help="DDIM steps (default 50)")
-    s.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic (default), 1 stochastic")
-    s.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k (default 0)")
+    s.add_argument("--steps", type=STEPS, default=50, help="DDIM steps, 1-999 (default 50)")
+    s.add_argument("--eta", type=unit_float, default=0.0, help="DDIM eta in [0, 1]: 0 deterministic (default), 1 stochastic")
+    s.add_argument("--seed", type=nonneg_int, default=0, help="sample k uses seed SEED+k (default 0)")
     s.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the run's sample_batch)")
     s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA (default) or raw weights")
     s.add_argument("--variance", choices=("beta", "posterior"), default="beta",
@@ -102,7 +103,7 @@ def register(sub) -> None:
     # -- classifier guidance (issue 7; fullscale/guidance.py) --
     g = s.add_argument_group("classifier guidance: mu <- mu + w_t sigma_t^2 grad log p(y = 1 | x_t, t)")
     g.add_argument("--guide", metavar="C", help="a noisy classifier (`dmrules classifier train --noisy`) of the run's task")
-    g.add_argument("--scale", type=float, default=None, help="guidance scale s (default 1; needs --guide)")
+    g.add_argument("--scale", type=nonneg_float, default=None, help="guidance scale s >= 0 (default 1; needs --guide)")
     g.add_argument("--schedule", default=None, metavar="S", help="weight schedule w_t: constant (default), linear, "
                    "quadratic, exponential or piecewise (last 20 steps); see docs/mitigation.md")
     # -- end classifier guidance --

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 
 from dmrules import UsageError
-from dmrules.commands import positive_int
+from dmrules.commands import nonneg_int, number, positive_float, positive_int
 
 TASKS = ("A", "B", "C", "D")
 ARCHS = ("unet", "mlp", "conv", "resnet8")
@@ -98,12 +99,12 @@ def register(sub) -> None:
     g.add_argument("--size", type=positive_int, help="image size in pixels (default 32)")
     g.add_argument("--steps", type=positive_int, help="optimiser steps")
     g.add_argument("--batch", type=positive_int, help="batch size")
-    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--lr", type=positive_float, help="learning rate (> 0)")
     g.add_argument("--n-train", type=positive_int, help="contrastive training images (a third per class)")
     g.add_argument("--n-test", type=positive_int, help="held-out contrastive images")
     g.add_argument("--width", type=positive_int, help="network width (default: the preset's)")
-    g.add_argument("--seed", type=int, help="training seed: initialisation, data order, noise (default 0)")
-    g.add_argument("--data-seed", type=int, help="seed of the rendered contrastive sets (default 0)")
+    g.add_argument("--seed", type=nonneg_int, help="training seed: initialisation, data order, noise (default 0)")
+    g.add_argument("--data-seed", type=nonneg_int, help="seed of the rendered contrastive sets (default 0)")
     _device_arg(t)
     t.set_defaults(func=_train, _prog=t.prog)
 
@@ -125,8 +126,8 @@ def register(sub) -> None:
     f.add_argument("--task", required=True, choices=TASKS, help="the samples' task")
     f.add_argument("--classifier", required=True, metavar="C", help="a classifier directory (`dmrules classifier "
                    "train --clean`)")
-    f.add_argument("--min-prob", type=float, default=None,
-                   help="also require p(y = 1) > P (default: 0.7 for Task D, as the authors; else 0)")
+    f.add_argument("--min-prob", type=number(float, lo=0, hi=1, hi_open=True), default=None,
+                   help="also require p(y = 1) > P, P in [0, 1) (default: 0.7 for Task D, as the authors; else 0)")
     f.add_argument("--png", action="store_true", help="also write the kept samples as PNGs")
     f.add_argument("--out", required=True, metavar="DIR",
                    help="output folder: images.npy, predictions.parquet, meta.json")
@@ -143,7 +144,7 @@ def register(sub) -> None:
     m.add_argument("--work", metavar="DIR", help="classifiers and sample sets (default: OUT without .parquet + .work)")
     m.add_argument("--n", type=positive_int, help="samples per arm (preset: paper 1000, cpu 256, smoke 4)")
     m.add_argument("--sampler", choices=("ddpm", "ddim"), help="ddpm (ancestral, 999 steps; preset paper) or ddim (preset cpu: 100 steps)")
-    m.add_argument("--steps", type=positive_int, help="DDIM steps")
+    m.add_argument("--steps", type=number(int, lo=1, hi=999), help="DDIM steps (1-999)")
     m.add_argument("--arms", help="guided arms as SCHEDULE:SCALE,... (default constant:1,constant:7,piecewise:1e6)")
     m.add_argument("--guide-arch", choices=("unet", "mlp"), help="noisy guide (preset: paper unet, cpu mlp)")
     m.add_argument("--filter-arch", choices=("mlp", "conv", "resnet8"), help="clean filter (default resnet8)")
@@ -210,9 +211,12 @@ def _arms(text: str) -> tuple:
         if sched not in SCHEDULES:
             raise UsageError(f"unknown guidance schedule {sched!r} in --arms; choose from {', '.join(SCHEDULES)}")
         try:
-            arms.append((sched, float(scale or 1.0)))
+            value = float(scale or 1.0)
         except ValueError:
             raise UsageError(f"bad scale {scale!r} in --arms (expected SCHEDULE:SCALE)") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"the scale in --arms must be a finite number >= 0, got {scale!r}")
+        arms.append((sched, value))
     return tuple(arms)
 
 
@@ -238,6 +242,14 @@ def _mitigate(args) -> int:
     cc = dataclasses.replace(cc, **changes)
     if args.run and len(args.tasks) > 1 and "{task}" not in args.run:
         raise UsageError("--run names one task's DDPM run; with several tasks give a pattern like 'runs/{task}-paper'")
+    if args.run:  # an input: it must exist (issue 12: --run /nonexistent trained a run at the file system root)
+        from pathlib import Path
+
+        for task in args.tasks:
+            run = Path(args.run.replace("{task}", task))
+            if not (run / "config.json").is_file():
+                raise UsageError(f"--run {run} is not a DDPM run (no config.json); train it first with `dmrules "
+                                 f"train` or leave --run out to train one under --work")
     import pandas as pd
 
     rt = runtime.setup(Performance(device=args.device), distributed=False)

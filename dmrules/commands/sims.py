@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from dmrules.commands import parse_floats, parse_ints, parse_names, positive_int
+from dmrules.commands import nonneg_ints, number, numbers, parse_names, positive_int, positive_ints
+
+SNRS = numbers(float, lo=0, lo_open=True, what="SNR values")
+OU_TIMES = numbers(float, lo=0, lo_open=True, what="OU times t")
+LR = number(float, lo=0, lo_open=True, what="a learning rate")
 
 FL_EXAMPLE = """\
 examples:
@@ -31,7 +35,7 @@ def _common(p: argparse.ArgumentParser, presets: str) -> None:
     p.add_argument("--preset", default="quick", choices=["quick", "paper"],
                    help=f"configuration table ({presets}); the flags below override it")
     p.add_argument("--out", required=True, metavar="F.parquet", help="output table (tidy parquet with provenance)")
-    p.add_argument("--seeds", type=parse_ints, metavar="S,...", help="seeds (each one a model per configuration)")
+    p.add_argument("--seeds", type=nonneg_ints, metavar="S,...", help="seeds (each one a model per configuration)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to train (auto: CUDA when available)")
     p.add_argument("--dtype", default=None, choices=["float32", "float64"],
@@ -59,13 +63,13 @@ def register(subparsers) -> None:
     _common(fl, "quick: 4 n x 8 SNR, 3 seeds, under 2 minutes on 2 cores; paper: 7 x 12, 5 seeds")
     fl.add_argument("--objectives", type=parse_names, metavar="O,...",
                     help="diffusion,classification (default both)")
-    fl.add_argument("--ns", type=parse_ints, metavar="N,...", help="training set sizes of the grid")
-    fl.add_argument("--snrs", type=parse_floats, metavar="SNR,...", help="SNR values ||mu||/(sigma_xi sqrt d) of the grid")
+    fl.add_argument("--ns", type=positive_ints, metavar="N,...", help="training set sizes of the grid")
+    fl.add_argument("--snrs", type=SNRS, metavar="SNR,...", help="SNR values ||mu||/(sigma_xi sqrt d) of the grid")
     fl.add_argument("--d", type=positive_int, help="patch dimension")
     fl.add_argument("--m", type=positive_int, help="filters (per class for the classifier)")
-    fl.add_argument("--t", type=parse_floats, metavar="T,...",
+    fl.add_argument("--t", type=OU_TIMES, metavar="T,...",
                     help="OU time(s) of the diffusion loss (several: averaged; default 0.223, alpha=0.8)")
-    fl.add_argument("--t-range", type=parse_floats, metavar="LO,HI",
+    fl.add_argument("--t-range", type=OU_TIMES, metavar="LO,HI",
                     help="diffusion: t ~ U(LO, HI) instead of --t (closed form: 8-point midpoint rule)")
     fl.add_argument("--expectation", choices=["closed", "sampled"],
                     help="diffusion noise: exact expectation (quadratic only) or K sampled draws per step")
@@ -73,8 +77,8 @@ def register(subparsers) -> None:
     fl.add_argument("--activation", metavar="ACT", help="quadratic (default) or reluQ, e.g. relu2, for both networks")
     fl.add_argument("--diffusion-steps", type=positive_int, help="GD steps of the diffusion model")
     fl.add_argument("--classification-steps", type=positive_int, help="GD steps of the classifier")
-    fl.add_argument("--diffusion-lr", type=float, help="GD learning rate of the diffusion model")
-    fl.add_argument("--classification-lr", type=float, help="GD learning rate of the classifier")
+    fl.add_argument("--diffusion-lr", type=LR, help="GD learning rate of the diffusion model")
+    fl.add_argument("--classification-lr", type=LR, help="GD learning rate of the classifier")
     fl.set_defaults(func=_run_fl, _prog=fl.prog)
 
     rules = sub.add_parser("rules", help="rule-conforming error E_t of patch-wise vs joint score networks",
@@ -83,8 +87,8 @@ def register(subparsers) -> None:
                                        "schedule; record psi_t, the rule error E_t and the bound L_t.",
                            epilog=RULES_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(rules, "quick: widths 5-320, two n, under 2 minutes on 2 cores; paper: more widths, n, steps")
-    rules.add_argument("--widths", type=parse_ints, metavar="M,...", help="hidden widths m")
-    rules.add_argument("--ns", type=parse_ints, metavar="N,...", help="training set sizes")
+    rules.add_argument("--widths", type=positive_ints, metavar="M,...", help="hidden widths m")
+    rules.add_argument("--ns", type=positive_ints, metavar="N,...", help="training set sizes")
     rules.add_argument("--networks", type=parse_names, metavar="NET,...",
                        help="patchwise,joint (default both)")
     rules.add_argument("--activations", type=parse_names, metavar="ACT,...",
@@ -92,8 +96,8 @@ def register(subparsers) -> None:
     rules.add_argument("--steps", type=positive_int, help="Adam steps")
     rules.add_argument("--d", type=positive_int, help="patch dimension (default 100)")
     rules.add_argument("--batch", type=positive_int, help="minibatch size per model and step")
-    rules.add_argument("--lr", type=float, help="Adam learning rate (cosine decay to 0)")
-    rules.add_argument("--eval-steps", type=parse_ints, metavar="I,...",
+    rules.add_argument("--lr", type=LR, help="Adam learning rate (cosine decay to 0)")
+    rules.add_argument("--eval-steps", type=numbers(int, lo=0, hi=999, what="DDPM step indices 0-999"), metavar="I,...",
                        help="DDPM step indices (0-999) where psi_t and E_t are measured")
     rules.add_argument("--n-eval", type=positive_int, help="fresh samples per model and evaluation time")
     rules.set_defaults(func=_run_rules, _prog=rules.prog)
@@ -105,9 +109,9 @@ def register(subparsers) -> None:
                                         "mean digits vs the noise patches.",
                             epilog=DIGITS_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(digits, "quick: n = 40, 6 SNR values, 3 seeds; paper: more n and seeds")
-    digits.add_argument("--classes", type=parse_ints, metavar="A,B", help="the two digit classes (default 0,1)")
-    digits.add_argument("--ns", type=parse_ints, metavar="N,...", help="training set sizes")
-    digits.add_argument("--snrs", type=parse_floats, metavar="SNR,...", help="SNR values ||mu||/(sigma sqrt 64)")
+    digits.add_argument("--classes", type=numbers(int, lo=0, hi=9), metavar="A,B", help="the two digit classes (default 0,1)")
+    digits.add_argument("--ns", type=positive_ints, metavar="N,...", help="training set sizes")
+    digits.add_argument("--snrs", type=SNRS, metavar="SNR,...", help="SNR values ||mu||/(sigma sqrt 64)")
     digits.add_argument("--diffusion-steps", type=positive_int, help="GD steps of the diffusion model")
     digits.add_argument("--classification-steps", type=positive_int, help="GD steps of the classifier")
     digits.set_defaults(func=_run_digits, _prog=digits.prog)

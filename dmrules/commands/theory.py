@@ -10,7 +10,10 @@ import json
 import sys
 import time
 
-from dmrules.commands import parse_floats, parse_ints, positive_int
+from dmrules.commands import nonneg_int, number, numbers, positive_int
+
+OU_TIMES = numbers(float, lo=0, lo_open=True, what="OU times t")
+DEGREES = numbers(int, lo=0, what="polynomial degrees")
 
 SCORE_EXAMPLE = """\
 examples:
@@ -52,16 +55,16 @@ def register(subparsers) -> None:
                            epilog=SCORE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--dist", default="rules", choices=["rules", "fl"],
                        help="rules: RulePatches (x(1) = zeta u, x(2) = (1-zeta) v); fl: TwoPatchSignalNoise (default rules)")
-    score.add_argument("--t", type=parse_floats, default=[0.05, 0.2, 1.0], metavar="T,...",
+    score.add_argument("--t", type=OU_TIMES, default=[0.05, 0.2, 1.0], metavar="T,...",
                        help="OU times t > 0 (default 0.05,0.2,1)")
     score.add_argument("--d", type=positive_int, default=6, help="patch dimension d >= 2 (default 6; Monte Carlo "
                        "needs a small d for fl)")
     score.add_argument("--n", type=positive_int, default=16, help="points x ~ p_t per t (default 16)")
     score.add_argument("--mc", type=positive_int, default=200_000, help="importance samples (default 200000)")
-    score.add_argument("--seed", type=int, default=0, help="seed of the law's directions and of the samples (default 0)")
+    score.add_argument("--seed", type=nonneg_int, default=0, help="seed of the law's directions and of the samples (default 0)")
     score.add_argument("--zeta", default="uniform", help=ZETA_HELP + " (rules only)")
-    score.add_argument("--mu-norm", type=float, default=1.5, help="||mu|| of the fl law (default 1.5)")
-    score.add_argument("--sigma-xi", type=float, default=0.5, help="sigma_xi of the fl law (default 0.5)")
+    score.add_argument("--mu-norm", type=number(float, lo=0, lo_open=True, what="||mu||"), default=1.5, help="||mu|| of the fl law (default 1.5)")
+    score.add_argument("--sigma-xi", type=number(float, lo=0, lo_open=True, what="sigma_xi"), default=0.5, help="sigma_xi of the fl law (default 0.5)")
     _common(score)
     score.set_defaults(func=_run_score, _prog=score.prog)
 
@@ -69,14 +72,14 @@ def register(subparsers) -> None:
                          description="L_t by quadrature (and optionally Monte Carlo), L_t(F) for polynomial "
                                      "classes, and the DSM losses of the conforming constants vs the optimum.",
                          epilog=BOUND_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    bnd.add_argument("--t", type=parse_floats, default=[0.05, 0.1, 1.0], metavar="T,...",
+    bnd.add_argument("--t", type=OU_TIMES, default=[0.05, 0.1, 1.0], metavar="T,...",
                      help="OU times t > 0 (default 0.05,0.1,1)")
     bnd.add_argument("--zeta", default="uniform", help=ZETA_HELP)
-    bnd.add_argument("--degrees", type=parse_ints, default=[], metavar="K,...",
+    bnd.add_argument("--degrees", type=DEGREES, default=[], metavar="K,...",
                      help="also L_t(F) for polynomials of these degrees (columns bound_deg{K}, bound_deg{K}_scaled)")
-    bnd.add_argument("--mc", type=int, default=0, metavar="N",
+    bnd.add_argument("--mc", type=nonneg_int, default=0, metavar="N",
                      help="also a Monte Carlo estimate from N samples (columns bound_mc, bound_mc_se; default 0: none)")
-    bnd.add_argument("--seed", type=int, default=0, help="Monte Carlo seed (default 0)")
+    bnd.add_argument("--seed", type=nonneg_int, default=0, help="Monte Carlo seed (default 0)")
     _common(bnd)
     bnd.set_defaults(func=_run_bound, _prog=bnd.prog)
 

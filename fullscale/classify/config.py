@@ -132,6 +132,11 @@ def check(cfg: ClassifierConfig) -> None:
     for name, v in positive.items():
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive number, got {v!r}")
+    nonneg = dict(weight_decay=cfg.weight_decay, nt_xent_weight=cfg.nt_xent_weight, seed=cfg.seed,
+                  data_seed=cfg.data_seed)
+    for name, v in nonneg.items():  # issue 12: NaN passed every comparison and trained garbage
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
     if cfg.n_train < 3 or cfg.n_test < 3:
         raise ValueError("need at least 3 training and 3 held-out images (one per class)")
     if cfg.optimizer not in ("adam", "adamw"):

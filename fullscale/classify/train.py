@@ -156,12 +156,24 @@ def load_classifier(path, device="cpu"):
     p = checkpoint_path(path)
     if not p.exists():
         raise ValueError(f"{path} is not a classifier (no {CHECKPOINT}); train one with `dmrules classifier train`")
+    ckpt = R.torch_load(p, "classifier checkpoint", ("model", "meta", "step"))
+    if (p.parent / "config.json").exists() and ckpt.get("identity") is not None:
+        # issue 12: a classifier.pt copied into another classifier's folder is refused, like train refuses it
+        from fullscale.classify.config import ClassifierConfig
+
+        recorded = R.read_json(p.parent / "config.json", "classifier config")
+        try:
+            want = json.dumps(ClassifierConfig.from_json(recorded["config"]).identity(), sort_keys=True)
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{p.parent / 'config.json'} is not a dmrules classifier config; restore it") from None
+        if ckpt["identity"] != want:
+            raise ValueError(f"{p} was trained with another config than {p.parent / 'config.json'}; use the folder "
+                             "that made it")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
         meta = dict(ckpt["meta"])
         net = nets.build(meta["arch"], meta["noisy"], meta["image_size"], meta["width"], meta["depth"])
         net.load_state_dict(ckpt["model"])
-    except (KeyError, RuntimeError, TypeError, EOFError) as exc:
+    except (KeyError, RuntimeError, TypeError, EOFError, ValueError) as exc:
         raise ValueError(f"{p} is not a dmrules classifier checkpoint ({type(exc).__name__})") from None
     meta["step"] = int(ckpt["step"])
     meta["finished"] = int(ckpt["step"]) >= int(meta["steps"])
@@ -212,20 +224,27 @@ def train_classifier(cfg: ClassifierConfig, out_dir, device="cpu", log=print, st
 
     ``stop_after``: stop after this many steps with a checkpoint (tests of resuming).
     """
+    out = Path(out_dir)
+    with R.lock(out, what="--out"):  # one writer per classifier folder (issue 12)
+        out.mkdir(parents=True, exist_ok=True)
+        R.clean_temps(out, log=log)
+        return _train_classifier(cfg, out, device, log, stop_after)
+
+
+def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after) -> dict:
     from tqdm import tqdm
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     _check_dir(cfg, out)
     device = torch.device(device)
     ckpt_file = out / CHECKPOINT
-    ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True) if ckpt_file.exists() else None
+    ckpt = (R.torch_load(ckpt_file, "classifier checkpoint", ("model", "opt", "step", "meta"))
+            if ckpt_file.exists() else None)
     if ckpt is not None and ckpt.get("identity") != json.dumps(cfg.identity(), sort_keys=True):
         raise ValueError(f"{ckpt_file} belongs to another config; use a new --out")
     step = int(ckpt["step"]) if ckpt is not None else 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     if ckpt is not None and step >= cfg.steps and (out / "metrics.json").exists():
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = R.read_json(out / "metrics.json", "classifier metrics file")
         log(f"[classifier] {out} is finished ({step} steps): held-out accuracy {metrics['acc']:.4f} (skipped)")
         return {**metrics, "skipped": True}
 
@@ -257,7 +276,13 @@ def train_classifier(cfg: ClassifierConfig, out_dir, device="cpu", log=print, st
     t_train = time.perf_counter()
     stats = out / "stats.jsonl"
     if ckpt is not None and stats.exists():  # drop evaluations after the checkpoint (they are redone)
-        keep = [ln for ln in stats.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        keep = []
+        for ln in stats.read_text().splitlines():
+            try:  # a line cut by a kill mid-append is dropped too
+                if ln.strip() and json.loads(ln)["step"] <= step:
+                    keep.append(ln)
+            except (ValueError, KeyError, TypeError):
+                continue
         R.write_text(stats, "".join(ln + "\n" for ln in keep))
     while step < end:
         net.train()
@@ -289,6 +314,9 @@ def train_classifier(cfg: ClassifierConfig, out_dir, device="cpu", log=print, st
             if bar.disable:
                 log(f"[classifier] step {step}/{cfg.steps}  loss {float(loss):.4f}  held-out acc {res['acc']:.4f}")
         if step % cfg.ckpt_every == 0 or step == end:
+            if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+                raise ValueError(f"the classifier's weights became non-finite at step {step}; the last good "
+                                 f"checkpoint is kept; try a lower --lr")
             R.torch_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "meta": meta_of(cfg),
                           "identity": json.dumps(cfg.identity(), sort_keys=True)}, ckpt_file)
     bar.close()

@@ -88,7 +88,7 @@ def _bad_cases(d):
         (["classifier", "train", "--task", "A", "--arch", "conv", "--noisy", "--preset", "smoke", "--out", d / "x"],
          "no noisy conv"),
         (["classifier", "train", "--task", "E", "--preset", "smoke", "--out", d / "x"], "invalid choice"),
-        (["classifier", "train", "--task", "A", "--preset", "smoke", "--lr", "-1", "--out", d / "x"], "lr must be"),
+        (["classifier", "train", "--task", "A", "--preset", "smoke", "--lr", "-1", "--out", d / "x"], "--lr"),
         ([*sample, "--guide", d / "B-noisy"], "classifier for Task B"),
         ([*sample, "--guide", d / "A-noisy16"], "16 px"),
         ([*sample, "--guide", d / "A-clean"], "clean mlp classifier"),

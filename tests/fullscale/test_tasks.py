@@ -219,4 +219,4 @@ def test_data_command_imports_neither_torch_nor_opencv(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "0 False False", proc.stderr
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
-    assert meta["provenance"]["device"].startswith("cpu")
+    assert json.loads((tmp_path / "a" / "provenance.json").read_text())["device"].startswith("cpu")  # issue 12

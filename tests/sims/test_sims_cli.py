@@ -107,6 +107,6 @@ def test_cuda_flag_without_cuda(run_cli, tmp_path):
     assert rc == 2 and "no CUDA device" in err
 
 
-def test_bare_sims_prints_help(run_cli):
-    rc, out, _ = run_cli("sims")
-    assert "fl" in out and "rules" in out and "digits" in out
+def test_bare_sims_names_its_actions(run_cli):
+    rc, out, err = run_cli("sims")  # issue 12: a missing action is one line on stderr, exit 2 (not help on stdout)
+    assert rc == 2 and not out and "fl" in err and "rules" in err and "digits" in err

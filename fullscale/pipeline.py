@@ -6,6 +6,8 @@ RUN layout (everything written atomically):
     checkpoint.pt     training state (model, EMA, optimiser, RNG, step, images seen)
     stats.jsonl       one line per log interval (kimg, loss, img/s, sec/kimg, ...)
     samples/          images.npy (uint8 [N, 32, 32, 3]) + meta.json
+    samples.png       the same samples, stored compactly (lossless PNG atlas, fullscale.evaluate.stored;
+                      ~2.9 MB for 3000 32-px samples): exported, so any evaluator can be re-run without a GPU
     eval.json         fullscale.evaluate.evaluate on the samples (+ the training-set ceiling)
     points.parquet    per-sample features (rule_x, rule_y, parsed, coarse_ok, ...) for Figure 4
     grid.png          the first 64 samples (preview.npy: the same 64 as uint8)
@@ -14,7 +16,8 @@ RUN layout (everything written atomically):
     summary.parquet   one tidy row: task, model, preset, metrics, ceiling, times, device (+ provenance)
 
 ``export(RUN, DEST)`` (``dmrules run ... --export DEST``) copies the small result files (everything
-above but the data, checkpoint and full sample array) to DEST, e.g. reports/results/ddpm_paper/A_unet.
+above but the data, checkpoint and full sample array; the samples travel as samples.png) to DEST,
+e.g. reports/results/ddpm_paper/A_unet.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ def run(cfg: RunConfig, run_dir, rt: Runtime, log=print) -> dict:
     samples = np.load(samples_dir / "images.npy")
     generate.save_grid(samples, run_dir / "grid.png")
     generate.save_array(run_dir / "preview.npy", samples[:64])
+    store_samples(run_dir, samples, log)
 
     if (run_dir / "eval.json").exists() and (run_dir / "summary.parquet").exists() and had:
         log(f"[eval] {run_dir / 'eval.json'} already there: skipped")
@@ -174,8 +178,30 @@ def run(cfg: RunConfig, run_dir, rt: Runtime, log=print) -> dict:
     return result
 
 
+def store_samples(run_dir, samples: np.ndarray | None = None, log=print) -> Path | None:
+    """RUN/samples.png: every generated image, stored compactly (issue 11). Written when missing or when
+    it holds another number of images than RUN/samples/images.npy; returns its path (None: no samples)."""
+    from fullscale.evaluate import stored
+
+    run_dir = Path(run_dir)
+    path = run_dir / "samples.png"
+    if samples is None:
+        if not (run_dir / "samples" / "images.npy").exists():
+            return None
+        samples = np.load(run_dir / "samples" / "images.npy")
+    if path.exists():
+        try:
+            if len(stored.load_atlas(path)) == len(samples):
+                return path
+        except ValueError:
+            pass
+    stored.save_atlas(path, samples)
+    log(f"[store] {len(samples)} samples -> {path} ({path.stat().st_size / 1e6:.2f} MB, lossless PNG atlas)")
+    return path
+
+
 EXPORT_FILES = ("config.json", "stats.jsonl", "timings.json", "eval.json", "points.parquet", "summary.parquet",
-                "grid.png", "preview.npy", "examples.npz")
+                "grid.png", "preview.npy", "examples.npz", "samples.png")
 
 
 def export(run_dir, dest, log=print) -> Path:
@@ -189,6 +215,8 @@ def export(run_dir, dest, log=print) -> Path:
 
         examples.save_examples(run_dir / "examples.npz", json.loads((run_dir / "config.json").read_text())["config"]["task"],
                                pd.read_parquet(run_dir / "points.parquet"), np.load(run_dir / "samples" / "images.npy"))
+    if not (run_dir / "samples.png").exists():  # a run sampled before samples were stored
+        store_samples(run_dir, log=log)
     missing = [f for f in EXPORT_FILES if not (run_dir / f).exists()]
     if missing:
         raise ValueError(f"{run_dir} is not finished (missing {', '.join(missing)})")

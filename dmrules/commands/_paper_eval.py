@@ -100,6 +100,24 @@ def settings_from(args):
                     a_train_d_only=args.a_train_d_only, bgr=args.bgr)
 
 
+def stored_samples(path):
+    """The images of a dmrules sample atlas (a ``samples.png`` file, or a run folder holding one), else
+    None (any other PATH form is read as before)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir() and (path / "samples.png").is_file() and not (path / "images.npy").exists():
+        path = path / "samples.png"
+    if not (path.is_file() and path.suffix.lower() == ".png"):
+        return None
+    from fullscale.evaluate import stored
+
+    try:
+        return stored.load_atlas(path)
+    except ValueError:
+        return None  # an ordinary PNG: one image
+
+
 def _fmt(v, spec: str = ".4f") -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -126,8 +144,10 @@ def run_paper(args) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     t0 = time.perf_counter()
+    atlas = stored_samples(args.path)
     try:
-        images, names, errors, is_bgr = pp.load_paper_images(args.path)
+        images, names, errors, is_bgr = (pp.load_paper_images(args.path) if atlas is None
+                                         else (atlas, [str(i) for i in range(len(atlas))], None, False))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if is_bgr:  # files are read by OpenCV, already BGR

@@ -83,6 +83,23 @@ def reference(task, train_images, train_table, fresh_images, fresh_table) -> dic
             "fresh_median_pos": float(np.median(pos)), "fresh_d_pix": d_pix, "fresh_d_pos": d_pos}
 
 
+def conform_flags(task, table) -> np.ndarray:
+    """Per-image rule-conforming flag: the bins of ``metrics.conform_pct`` (y in the 0.05-wide bin of
+    g x) applied to each parsed row; False where unparsed. ``100 * mean`` over parsed rows equals
+    ``conform_pct`` (tested)."""
+    from fullscale.tasks import rule_slope
+
+    from .metrics import BIN
+
+    x = table["rule_x"].to_numpy(dtype=float)
+    y = table["rule_y"].to_numpy(dtype=float)
+    k = round(1.0 / BIN)
+    lo = np.floor(k * rule_slope(task) * x) / k
+    with np.errstate(invalid="ignore"):
+        ok = (y >= lo) & (y < lo + 1.0 / k)
+    return ok & table["parsed"].to_numpy(dtype=bool)
+
+
 def _conform(task, table, mask) -> float | None:
     from fullscale.tasks import rule_slope
 

@@ -63,3 +63,14 @@ def test_disjoint_agreement_separates_same_function_from_unrelated():
     assert 0.85 < other["ratio"] < 1.15
     with pytest.raises(ValueError):
         nv.disjoint_agreement(a, b[:10])
+
+
+def test_conform_flags_match_conform_pct():
+    from fullscale.evaluate import summarize
+
+    imgs, _ = tasks.render("A", 60, seed=4, contrastive=True)
+    table = extract("A", imgs)
+    flags = nv.conform_flags("A", table)
+    parsed = table["parsed"].to_numpy(bool)
+    assert 0 < flags.sum() < parsed.sum()
+    assert abs(100 * flags[parsed].mean() - summarize("A", table)["conform_pct"]) < 1e-9

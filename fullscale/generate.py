@@ -219,7 +219,7 @@ def _sample_run(run_dir, out_dir: Path, rt: Runtime, *, n, seed, sampler, steps,
             raise ValueError(f"{out_dir} holds samples of {run_dir} at {_weights_text(old_req.get('checkpoint'))}, but "
                              f"its checkpoint is now at {_weights_text(request['checkpoint'])}; use a new --out (or "
                              f"delete {out_dir} to re-sample)")
-    elif array.exists() and not parts.is_dir():
+    elif array.exists() and not any(out_dir.glob("parts-*")):  # ours would be meta.json or parts-* beside it
         raise ValueError(f"{array} exists but was not written by `dmrules sample` (no meta.json); use a new --out")
     if out_dir.is_dir():
         _discard_other_parts(out_dir, parts, log)

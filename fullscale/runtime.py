@@ -89,10 +89,35 @@ def setup(perf, distributed: bool | None = None) -> Runtime:
     if distributed and world > 1:
         import torch.distributed as dist
 
+        die_with_parent()  # issue 12: workers of a killed torchrun launcher must not keep writing
+
         if not dist.is_initialized():
             dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=60))
         rt.rank, rt.world, rt.local_rank = dist.get_rank(), dist.get_world_size(), local_rank
     return rt
+
+
+def die_with_parent(sig: int | None = None) -> bool:
+    """Ask the kernel to send this process ``sig`` (SIGTERM) when its parent dies (Linux
+    ``prctl(PR_SET_PDEATHSIG)``). torchrun's workers are children of the launcher: after ``kill -9``
+    of the launcher they would otherwise keep training and writing while a resumed run starts.
+    Returns whether it was set (False off Linux)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(sig or signal.SIGTERM), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), int(sig or signal.SIGTERM))
+    return True
 
 
 def free_cores() -> int:

@@ -1,7 +1,7 @@
 # dmrules: two commands set up a fresh machine and do the work.
 #   make test      create .venv if missing, install, run the test suite (CPU, < 10 min on 2 cores)
 #   make figures   create .venv if missing, install, regenerate figures, tables and reports/REPORT.md
-# Also: make figures-full (paper scale), make bench, make bench-fullscale, make clean.
+# Also: make figures-full (paper scale), make bench, make bench-fullscale, make clocks (issue 14 sweeps), make clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.dmrules-installed
 # the local CPU build is pinned here (the package itself only asks for torch>=2.4).
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: venv test figures figures-full bench bench-fullscale clean help
+.PHONY: venv test figures figures-full bench bench-fullscale clocks clean help
 
 help:
 	@sed -n '1,6p' Makefile
@@ -50,6 +50,20 @@ bench: $(STAMP)
 
 bench-fullscale: $(STAMP)
 	$(PY) benchmarks/bench_fullscale.py
+
+# make clocks: the rule-clock sweep and the held-out band (issue 14; hours of CPU, resumable, docs/clocks.md).
+# Re-running skips finished evaluations; `make figures` only reads the tables written here.
+CLOCKS_OUT ?= runs/clocks
+BAND_OUT   ?= runs/band
+CLOCKS_ARGS ?= --preset cpu --threads 1
+clocks: $(STAMP)
+	$(PY) -m dmrules sweep clocks --tasks A,C --n 64,1024,16,256,4000 --seeds 0,1 $(CLOCKS_ARGS) \
+	  --out $(CLOCKS_OUT) --table reports/results/clocks_cpu.parquet
+	$(PY) -m dmrules sweep clocks --tasks A --n 1024,64 --seeds 0 --kimg 20,80 --second-sampler none \
+	  --holdout sun_x:0.35:0.45 $(CLOCKS_ARGS) --out $(BAND_OUT)
+	$(PY) -m dmrules sweep clocks --tasks C --n 1024,64 --seeds 0 --kimg 20,80 --second-sampler none \
+	  --holdout r1:0.09:0.11 $(CLOCKS_ARGS) --out $(BAND_OUT)
+	$(PY) -m dmrules sweep aggregate $(BAND_OUT) --table reports/results/holdout_cpu.parquet
 
 clean:
 	rm -rf reports/cache .pytest_cache

@@ -1,0 +1,182 @@
+"""Rule clocks (issue 14): when, in images seen, each rule and memorisation set in, against n.
+
+Reads the committed sweep table ``reports/results/clocks_cpu.parquet`` (and ``*_split``), made by
+``make clocks`` (docs/clocks.md); it is not recomputed by ``make figures`` (the sweep takes CPU hours).
+Per task: the first evaluated budget (kimg, first sampler) at which (i) coarse violations fall below
+1 %, (ii) conform % on *novel* samples comes within 5 points of the training images' conform %, and
+(iii) copy_rate passes 50 %, per seed (a marker at the top edge: not reached by the last budget);
+then the trajectories behind them, the disjoint-split ratio, and a table at the final budget with the
+seeds' spread and the second sampler beside the first.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from reports.pipeline import COMMITTED, Figure
+
+TABLE = COMMITTED / "clocks_cpu.parquet"
+SPLIT = COMMITTED / "clocks_cpu_split.parquet"
+REGENERATE = "`make clocks` (docs/clocks.md)"
+CLOCKS = (("coarse violations < 1 %", "o"), ("novel conform % within 5 of training", "s"), ("copy rate > 50 %", "^"))
+
+
+def reached(g) -> tuple[float | None, float | None, float | None]:
+    """First kimg (sorted evaluations of one run, first sampler) at which each clock condition holds."""
+    g = g.sort_values("kimg")
+
+    def first(mask):
+        hit = g.loc[mask.fillna(False).astype(bool), "kimg"]
+        return float(hit.iloc[0]) if len(hit) else None
+
+    return (first(g["coarse_violation_rate"] < 0.01),
+            first(g["novel_conform_pct"] >= g["train_conform_pct"] - 5.0),
+            first(g["copy_rate"] > 0.5))
+
+
+def _primary(df):
+    """Rows of each run's first (clock) sampler."""
+    first = df.groupby("run")["sampler"].transform(lambda s: s.mode().iloc[0])  # the sampler at every budget
+    return df[df["sampler"] == first]
+
+
+def clock_table(df):
+    import pandas as pd
+
+    rows = []
+    for (task, n, seed), g in _primary(df).groupby(["task", "n", "seed"]):
+        k = reached(g)
+        rows.append({"task": task, "n": n, "seed": seed, "last_kimg": float(g["kimg"].max()),
+                     **{name: v for (name, _), v in zip(CLOCKS, k)}})
+    return pd.DataFrame(rows)
+
+
+def _fmt(vals, digits=1, scale=1.0) -> str:
+    v = [scale * x for x in vals if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return "–"
+    mean = sum(v) / len(v)
+    return f"{mean:.{digits}f}" if len(v) == 1 else f"{mean:.{digits}f} ± {(max(v) - min(v)) / 2:.{digits}f}"
+
+
+def _final_table(df, split) -> str:
+    import pandas as pd
+
+    from reports import style
+
+    rows = []
+    fin = df[df["final"]]
+    for (task, n, sampler), g in fin.groupby(["task", "n", "sampler"]):
+        sp = split[(split["task"] == task) & (split["n"] == n) & (split["sampler"] == sampler)
+                   & (split["kimg"] == g["kimg"].iloc[0])] if len(split) else split
+        rows.append({"task": task, "n": n, "sampler": sampler, "kimg": f"{g['kimg'].iloc[0]:g}",
+                     "seeds": len(g), "coarse viol. %": _fmt(g["coarse_violation_rate"], 1, 100),
+                     "R²": _fmt(g["r2"], 3), "conform %": _fmt(g["conform_pct"]),
+                     "novel %": _fmt(g["novel_frac"], 0, 100), "novel conform %": _fmt(g["novel_conform_pct"]),
+                     "train conform %": _fmt(g["train_conform_pct"]), "copy rate %": _fmt(g["copy_rate"], 1, 100),
+                     "residual std": _fmt(g["residual_std"], 4),
+                     "split ratio": "–" if not len(sp) else f"{sp['ratio'].iloc[0]:.2f} [{sp['ratio_lo'].iloc[0]:.2f}, "
+                                                            f"{sp['ratio_hi'].iloc[0]:.2f}]"})
+    return style.markdown_table(pd.DataFrame(rows))
+
+
+def _provenance(df) -> str:
+    prov = df.attrs.get("provenance", {})
+    cov = prov.get("coverage", {})
+    missing = cov.get("runs_missing") or []
+    return (f"\nTable `reports/results/{TABLE.name}`: made by `{prov.get('command', '?')}` at commit "
+            f"`{prov.get('commit', '?')}` on {', '.join(prov.get('devices', [])) or prov.get('device', '?')}; "
+            f"{prov.get('wall_time_s', float('nan')) / 60:.0f} CPU-minutes of training, sampling and evaluation. "
+            f"Coverage: {cov.get('runs_finished', '?')} of {cov.get('runs_planned', '?')} planned runs finished, "
+            f"{cov.get('evaluations_present', '?')} of {cov.get('evaluations_planned', '?')} evaluations"
+            + (f" (still missing: {', '.join(missing)})" if missing else "") + ".\n")
+
+
+def _draw(inputs: dict, out_dir: Path) -> list[Path]:
+    import numpy as np
+    import pandas as pd
+    import seaborn as sns
+
+    from dmrules.results import read_table, write_text
+    from reports import style
+
+    if not TABLE.exists():
+        return [write_text(out_dir / "rule_clocks.md", f"No committed rule-clock table yet: run {REGENERATE}.\n")]
+    df = read_table(TABLE)
+    split = read_table(SPLIT) if SPLIT.exists() else pd.DataFrame()
+    df = df[df["holdout"] == ""]
+    tasks = sorted(df["task"].unique())
+    clocks = clock_table(df)
+    prim = _primary(df)
+    top = float(df["kimg"].max()) * 1.6  # "not reached" row
+    fig, axes = style.subplots(4, len(tasks), width=7.0 * len(tasks), height=14, sharex="row")
+    ns = sorted(df["n"].unique())
+    palette = dict(zip(ns, sns.color_palette("viridis", len(ns))))
+    for j, task in enumerate(tasks):
+        c = clocks[clocks["task"] == task]
+        ax = axes[0, j]
+        for k, (name, marker) in enumerate(CLOCKS):
+            y = c[name].astype(float)
+            x = c["n"] * (1.0 + 0.06 * (k - 1))  # small offsets so the clocks do not hide each other
+            ax.scatter(x[y.notna()], y[y.notna()], marker=marker, label=name, color=f"C{k}")
+            ax.scatter(x[y.isna()], np.full(int(y.isna().sum()), top), marker=marker, facecolors="none",
+                       edgecolors=f"C{k}")
+            mean = c.assign(v=y).groupby("n")["v"].mean()
+            ax.plot(mean.index * (1.0 + 0.06 * (k - 1)), mean.values, color=f"C{k}", lw=0.8)
+        ax.axhline(top, color="0.7", lw=0.6, ls=":")
+        ax.set(xscale="log", yscale="log", xlabel="training-set size n", ylabel="kimg when reached",
+               title=f"Task {task}: rule clocks (hollow: not by {df['kimg'].max():g} kimg)")
+        ax.legend(fontsize=7, loc="lower right")
+        t = prim[prim["task"] == task].copy()
+        t["coarse %"] = 100 * t["coarse_violation_rate"]
+        t["copy %"] = 100 * t["copy_rate"]
+        for i, (col, ylabel) in enumerate((("coarse %", "coarse violations (%)"),
+                                           ("novel_conform_pct", "conform % on novel samples"),
+                                           ("copy %", "copy rate (%)")), start=1):
+            ax = axes[i, j]
+            sns.lineplot(t, x="kimg", y=col, hue="n", palette=palette, marker="o", errorbar=("pi", 100), ax=ax)
+            ax.set(xscale="log", ylabel=ylabel, xlabel="training images seen (kimg)")
+            if col == "novel_conform_pct":
+                ax.axhline(float(t["train_conform_pct"].mean()), color=style.COLORS["ceiling"], ls="--",
+                           label="training images")
+            if col == "coarse %":
+                ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
+                ax.set_yscale("symlog", linthresh=1.0)
+                ax.set_ylim(bottom=0)
+            if col == "copy %" and len(split):
+                s = split[(split["task"] == task) & (split["sampler"].isin(t["sampler"].unique()))]
+                if len(s):
+                    tw = ax.twinx()
+                    for n, g in s.groupby("n"):
+                        tw.plot(g["kimg"], g["ratio"], ls="--", color=palette.get(n, "k"), lw=1)
+                    tw.set(ylim=(0, 1.1), ylabel="disjoint-split ratio (dashed)")
+                    tw.grid(False)
+            ax.legend(fontsize=7, title="n", title_fontsize=7)
+    fig.tight_layout()
+    files = [style.save(fig, out_dir / "rule_clocks.png")]
+    text = (_final_table(df, split) + "\nFinal budget per task and n: mean ± half the range over the seeds (one "
+            "value: one seed). Novel: parsed samples farther (position features) from every training image "
+            "than the median fresh render; copy rate: samples closer (pixels) than any fresh render; split ratio: "
+            "paired / unrelated pixel distance of the two seeds' samples from the same noise (bootstrap 95 % CI; "
+            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg; blank: not reached):\n\n"
+            + style.markdown_table(clocks.fillna("–")) + _provenance(df))
+    files.append(write_text(out_dir / "rule_clocks.md", text))
+    return files
+
+
+FIGURES = [
+    Figure(
+        name="rule_clocks",
+        title="Rule clocks: the training budget at which rules, novelty and copying set in, against n",
+        caption="Tasks A and C at the cpu preset (unet-small-p2), each (n, seed) one run evaluated at the same "
+                "image budgets for every n on 256 fixed per-sample seeds (stochastic DDIM, 100 steps, eta 1); "
+                "the two seeds train on disjoint sets. Top: first budget at which coarse violations < 1 %, "
+                "conform % among novel samples within 5 points of the training images', copy rate > 50 %. "
+                "Below: the trajectories (band: the seeds' range); dashed: disjoint-split ratio. Committed table "
+                "(make clocks).",
+        draw=_draw,
+        section="rules-ddpm",
+        watch=(TABLE, SPLIT),
+    ),
+]

@@ -47,6 +47,7 @@ figures-full: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sims.py
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_paper_protocol.py
 
 bench-fullscale: $(STAMP)
 	$(PY) benchmarks/bench_fullscale.py

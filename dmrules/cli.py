@@ -21,7 +21,7 @@ import os
 import sys
 
 # name -> module under dmrules.commands that registers it; the order is the order in --help.
-COMMAND_MODULES = ("theory", "sims", "data", "ddpm", "mitigate", "sweep")
+COMMAND_MODULES = ("theory", "sims", "data", "ddpm", "mitigate", "sweep", "ceiling", "baseline")
 
 DESCRIPTION = """\
 dmrules: theory and simulation toolkit for what diffusion models learn.

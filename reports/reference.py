@@ -68,6 +68,15 @@ def _refs() -> dict[str, Ref]:
         add(Ref(f"rules.authors_eval_exact.{t}", RULES_ID,
                 f"Task {t}: the authors' evaluator on exact 32 px renders", f"R² {r2e:.2f}, {parsed} % parsed",
                 f"{RULES} §3.5b", "[C]", r2e))
+    # the authors' evaluator rebuilt (paper-protocol-evaluator.md Sec. 8, paper-size exact renders, seed 0,
+    # headline recipes): the spec author's own measurement, hence [SIM]
+    ppe = "paper-protocol-evaluator.md §8"
+    for t, (r2p, slope, parsed, n) in {"A": (0.903, 0.830, 3737, 4000), "B": (0.922, 0.939, 1116, 2000),
+                                       "C": (0.939, 1.322, 228, 2000), "D": (0.861, 1.345, 954, 2000)}.items():
+        add(Ref(f"rules.paper_protocol_ceiling.{t}", RULES_ID,
+                f"Task {t}: the authors' evaluator (headline recipe) on exact 32 px renders at the paper's size",
+                f"R² {r2p:.3f}, slope {slope:.3f}, {parsed} of {n} parsed (rebuild)", ppe, "[SIM]", r2p,
+                {"r2": r2p, "slope": slope, "parsed": parsed, "n": n}))
     add(Ref("rules.coarse.A", RULES_ID, "Task A: coarse violations (sun and shadow on one side), generated",
             "near zero; at least one same-side image in the unguided epoch-400 run, full count unknown", s43, "[C-out]"))
     for t, what in (("B", "far rectangle not shorter (h1 ≤ h2)"), ("C", "equal radii"), ("D", "upper square not smaller")):
@@ -146,6 +155,11 @@ class Comparison:
     note: str = ""
     agrees: bool | None = None
     figure: str = ""  # filled in by the pipeline
+    # issue 11: the authors' evaluator (paper protocol) on the same samples, shown beside ``ours``. A row
+    # with ``annotates`` set only lends its ``paper_protocol`` to the rows of the same ``ref`` whose ``ours``
+    # contains that text (e.g. "unet, paper preset"); it is shown on its own only when none matches.
+    paper_protocol: str = ""
+    annotates: str = ""
 
     def resolved(self) -> "Comparison":
         if not self.ref:
@@ -155,7 +169,8 @@ class Comparison:
         r = REFERENCE[self.ref]
         return Comparison(ours=self.ours, ref=self.ref, quantity=self.quantity or r.quantity,
                           paper=self.paper or r.text, source=self.source or f"{r.source} {r.tag}",
-                          note=self.note, agrees=self.agrees, figure=self.figure)
+                          note=self.note, agrees=self.agrees, figure=self.figure,
+                          paper_protocol=self.paper_protocol, annotates=self.annotates)
 
     def to_dict(self) -> dict:
         return asdict(self)

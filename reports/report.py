@@ -97,10 +97,13 @@ def _comparison_blocks(records: list[dict], cov: list[dict]) -> list:
                 "come from `reports/reference.py`, copied from the specs with their tags: [C-out] numbers were printed "
                 "by the authors' notebooks (whether the paper prints exactly them is mostly unknown), [3rd] comes from "
                 "third-party summaries, [SIM] is the spec author's own simulation, not the paper.")]
+    rows = with_paper_protocol(rows)
     if rows:
-        blocks.append(table(["figure", "quantity", "paper reports", "source", "we measure", "agrees", "why / note"],
+        pp = any(r.get("paper_protocol") for r in rows)  # issue 11: the authors' evaluator on the same samples
+        blocks.append(table(["figure", "quantity", "paper reports", "source", "we measure"]
+                            + (["the authors' evaluator on our samples"] if pp else []) + ["agrees", "why / note"],
                             [[f"[`{r['figure']}`](#{_anchor(r['figure'])})", r["quantity"], r["paper"], r["source"],
-                              r["ours"], _agree(r["agrees"]),
+                              r["ours"]] + ([r.get("paper_protocol", "")] if pp else []) + [_agree(r["agrees"]),
                               r["note"] or ("**no reason given**" if r["agrees"] is False else "")] for r in rows]))
     else:
         blocks.append(P("No figure of this run compares itself with the papers yet."))
@@ -120,6 +123,22 @@ def _comparison_blocks(records: list[dict], cov: list[dict]) -> list:
                          [[r.quantity, r.text, f"{r.source} {r.tag}", why.get(r.key, "no figure compares with it yet")]
                           for r in rest])]
     return blocks
+
+
+def with_paper_protocol(rows: list[dict]) -> list[dict]:
+    """Rows with ``annotates`` (issue 11) lend their ``paper_protocol`` text to the rows of the same ``ref``
+    whose ``ours`` contains the ``annotates`` text, and are dropped when they found one; the rest pass."""
+    notes = [r for r in rows if r.get("annotates")]
+    used, out = set(), []
+    for r in rows:
+        if r.get("annotates"):
+            continue
+        hits = [i for i, a in enumerate(notes) if a.get("ref") == r.get("ref") and a["annotates"] in r.get("ours", "")]
+        if hits and not r.get("paper_protocol"):
+            r = {**r, "paper_protocol": "; ".join(notes[i]["paper_protocol"] for i in hits)}
+        used.update(hits)
+        out.append(r)
+    return out + [a for i, a in enumerate(notes) if i not in used]
 
 
 def _coverage_blocks(cov: list[dict]) -> list:
@@ -161,10 +180,13 @@ def _figure_blocks(rec: dict, base: Path) -> list:
         elif f.suffix == ".md" and f.exists():
             blocks.append(("md", f.read_text().rstrip()))
     if rec["rows"]:
+        pp = any(r.get("paper_protocol") for r in rec["rows"])
         blocks += [P("**Paper reports / we measure**"),
-                   table(["quantity", "paper reports", "source", "we measure", "agrees", "why / note"],
-                         [[r["quantity"], r["paper"], r["source"], r["ours"], _agree(r["agrees"]),
-                           r["note"] or ("**no reason given**" if r["agrees"] is False else "")] for r in rec["rows"]])]
+                   table(["quantity", "paper reports", "source", "we measure"]
+                         + (["the authors' evaluator on our samples"] if pp else []) + ["agrees", "why / note"],
+                         [[r["quantity"], r["paper"], r["source"], r["ours"]] + ([r.get("paper_protocol", "")] if pp else [])
+                          + [_agree(r["agrees"]), r["note"] or ("**no reason given**" if r["agrees"] is False else "")]
+                          for r in rec["rows"]])]
     if rec["provenance"]:
         blocks += [P("**Made by**"), table(["result", "command", "status", "commit", "device", "wall time", "created"],
                                            _prov_rows(rec))]

@@ -106,6 +106,17 @@ def _sims(argv: list[str], path: Path) -> None:
     assert main([*argv, *SIMS_TINY[argv[1]], "--out", str(path)]) == 0
 
 
+def _ceiling(path: Path) -> None:
+    """``dmrules ceiling`` for real on tiny sets: two tasks, 40 exact renders per seed, two fake runs."""
+    from dmrules.cli import main
+
+    runs = [path.with_name(path.name + "-runA"), path.with_name(path.name + "-runC")]
+    _ddpm_run(runs[0], task="A", preset="paper", model="unet")
+    _ddpm_run(runs[1], task="C")
+    assert main(["ceiling", "--tasks", "A,C", "--seeds", "0,1", "--n", "40", "--bootstrap", "20",
+                 "--runs", ",".join(map(str, runs)), "--out", str(path)]) == 0
+
+
 def fake_result(result, path: Path) -> bool:
     """Write a tiny stand-in for ``result`` at ``path``; False when there is no maker for it."""
     key = result.key
@@ -118,6 +129,8 @@ def fake_result(result, path: Path) -> bool:
         _data_set(argv, path)
     elif argv and argv[0] == "run":
         _ddpm_run(path, task=argv[argv.index("--task") + 1])
+    elif argv[:1] == ["ceiling"]:
+        _ceiling(path)
     elif argv[:1] == ["sims"] and len(argv) > 1 and argv[1] in SIMS_TINY:
         _sims(argv, path)
     else:

@@ -80,6 +80,18 @@ def register(sub) -> None:
     a.add_argument("--table", default=None, metavar="F.parquet", help="aggregate table (default OUT/clocks.parquet)")
     a.set_defaults(func=_aggregate, _prog=a.prog)
 
+    b = acts.add_parser("baselines", help="sample closed-form denoisers of each held-out-band run's training set",
+                        description="For every held-out-band run of OUT, `dmrules baseline` samples the empirical and "
+                                    "local denoisers of the same (band-less) training set with the run's sampler and "
+                                    "seeds into RUN/baselines/; `sweep aggregate` measures them.\n\nexample:\n"
+                                    "  dmrules sweep baselines runs/band --denoisers empirical,local:9",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("sweep_dir", metavar="OUT", help="a sweep folder with held-out-band runs")
+    b.add_argument("--denoisers", default="empirical,local:9", metavar="LIST",
+                   help="empirical, gaussian, local:P, comma-separated (default empirical,local:9)")
+    b.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    b.set_defaults(func=_baselines, _prog=b.prog)
+
     r = acts.add_parser("run", help="run (or resume) one run of a sweep's manifest",
                         description="Run one clock run from its folder's config.json (for schedulers and "
                                     "torchrun).\n\n" + RUN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -157,6 +169,17 @@ def _aggregate(args) -> int:
         raise UsageError(f"{out} has no manifest.json: not a sweep folder")
     sweep = json.loads((out / "manifest.json").read_text())["sweep"]
     aggregate.write_tables(out, Path(args.table) if args.table else out / "clocks.parquet", sweep)
+    return 0
+
+
+def _baselines(args) -> int:
+    from fullscale.experiments import band_baselines
+
+    dens = band_baselines.parse_denoisers(args.denoisers)
+    failed = band_baselines.sample_all(args.sweep_dir, dens, threads=args.threads)
+    if failed:
+        print(f"[baselines] failed: {', '.join(failed)}")
+        return 1
     return 0
 
 

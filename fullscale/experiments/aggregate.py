@@ -5,7 +5,8 @@
   by two: 0 with 1, 2 with 3): ``novelty.disjoint_agreement`` of their samples, which share every
   per-sample seed;
 - ``points``: per-image free-variable values of held-out-band runs at their final budget (generated,
-  first sampler) and of their training sets and fresh renders, for the band's histogram.
+  first sampler) and of their training sets and fresh renders, for the band's histogram;
+- ``baselines``: the closed-form denoisers sampled beside the band runs (``band_baselines``).
 
 Partial sweeps aggregate what has finished; the provenance records the coverage (runs finished,
 evaluations present of those planned).
@@ -119,6 +120,13 @@ def write_tables(out, table_path, sweep: dict, log=print) -> dict:
     pts = band_points(out, clocks)
     if len(pts):
         written["points"] = R.write_table(pts, Path(f"{stem}_points.parquet"), prov)
+        import pandas as pd
+
+        from .band_baselines import rows as baseline_rows
+
+        base = pd.DataFrame(baseline_rows(out))
+        if len(base):
+            written["baselines"] = R.write_table(base, Path(f"{stem}_baselines.parquet"), prov)
     log(f"[sweep] {len(clocks)} evaluations ({cov.get('runs_finished', '?')} of {cov.get('runs_planned', '?')} runs "
         f"finished, {cov.get('evaluations_present', '?')} of {cov.get('evaluations_planned', '?')} evaluations) -> "
         + ", ".join(str(p) for p in written.values()))

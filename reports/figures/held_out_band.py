@@ -18,6 +18,7 @@ from reports.pipeline import COMMITTED, Figure
 
 TABLE = COMMITTED / "holdout_cpu.parquet"
 POINTS = COMMITTED / "holdout_cpu_points.parquet"
+BASELINES = COMMITTED / "holdout_cpu_baselines.parquet"
 REGENERATE = "`make clocks` (docs/clocks.md)"
 
 
@@ -47,8 +48,23 @@ def band_table(df) -> str:
     return style.markdown_table(pd.DataFrame(rows))
 
 
+def baseline_table(base) -> str:
+    import pandas as pd
+
+    from reports import style
+
+    rows = [{"task": r.task, "n (kept)": f"{r.n} ({r.n_train})", "denoiser": r.denoiser, "sampler": r.sampler,
+             "parsed %": _pm(r.parse_rate, None), "coarse viol. %": _pm(r.coarse_violation_rate, r.coarse_violation_rate_se),
+             "in band %": _pm(r.band_frac, r.band_frac_se), "samples in band": r.band_n,
+             "conform % in band": _pm(r.band_conform_pct, r.band_conform_pct_se, 1.0),
+             "conform % (all)": _pm(r.conform_pct, r.conform_pct_se, 1.0), "copy rate %": _pm(r.copy_rate, r.copy_rate_se)}
+            for r in base.sort_values(["task", "n", "denoiser"]).itertuples(index=False)]
+    return style.markdown_table(pd.DataFrame(rows))
+
+
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import numpy as np
+    import pandas as pd
 
     from dmrules.results import read_table, write_text
     from reports import style
@@ -57,6 +73,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         return [write_text(out_dir / "held_out_band.md", f"No committed held-out-band tables yet: run {REGENERATE}.\n")]
     df = read_table(TABLE)
     pts = read_table(POINTS)
+    base = read_table(BASELINES) if BASELINES.exists() else pd.DataFrame()
     cells = sorted({(t, n) for t, n in zip(pts["task"], pts["n"])})
     fig, axes = style.subplots(1, len(cells), width=4.2 * len(cells))
     colors = {"train": style.COLORS["train"], "fresh": style.COLORS["truth"], "generated": style.COLORS["generated"]}
@@ -75,6 +92,9 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         text = (f"{row['kimg']:g} kimg: in band {_pm(row['band_frac'], row['band_frac_se'])} % "
                 f"(law {_pm(row['fresh_band_frac'], None)} %)\nconform there: "
                 f"{_pm(row['band_conform_pct'], row['band_conform_pct_se'], 1.0)} % of {int(row['band_n'])}")
+        for r in (base[(base["task"] == task) & (base["n"] == n)].itertuples(index=False) if len(base) else []):
+            text += (f"\n{r.denoiser}: in band {_pm(r.band_frac, None)} %, conform there "
+                     f"{_pm(r.band_conform_pct, None, 1.0)} %")
         style.textbox(ax, text, loc="upper right", fontsize=7)
         ax.set(xlabel=f"{p['free_variable'].iloc[0]} (fraction of the width)", ylabel="density",
                title=f"Task {task}, n = {n}")
@@ -82,7 +102,12 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     fig.tight_layout()
     prov = df.attrs.get("provenance", {})
     cov = prov.get("coverage", {})
-    text = (band_table(df) + "\nIn band: share of parsed samples whose measured free variable lies in the band "
+    if len(base):
+        text_base = ("\nClosed-form denoisers of the same training sets (`dmrules sweep baselines`: `dmrules baseline` "
+                     "with the run's sampler and seeds), measured the same way:\n\n" + baseline_table(base))
+    else:
+        text_base = "\nNo closed-form denoisers sampled beside these runs yet (`dmrules sweep baselines`).\n"
+    text = (band_table(df) + text_base + "\nIn band: share of parsed samples whose measured free variable lies in the band "
             "(± binomial standard error); law: the same for fresh renders of the full law; train: the training set "
             "as measured (0 by construction, up to measurement error at the band's edges). One seed per cell.\n"
             f"\nTable `reports/results/{TABLE.name}`: made by `{prov.get('command', '?')}` at commit "
@@ -102,6 +127,6 @@ FIGURES = [
                 "(make clocks).",
         draw=_draw,
         section="rules-ddpm",
-        watch=(TABLE, POINTS),
+        watch=(TABLE, POINTS, BASELINES),
     ),
 ]

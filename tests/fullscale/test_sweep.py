@@ -130,3 +130,31 @@ def test_a_run_held_by_another_process_is_busy_and_specs_are_checked(tmp_path, c
     with pytest.raises(ValueError, match="another config"):
         R.claim_dir(rdir, other, clocks.ClockRun.from_json, "clock run")
     assert aggregate.coverage(tmp_path) == {}
+
+
+def test_band_sweep_with_closed_form_baselines(tmp_path):
+    from fullscale.experiments import band_baselines
+
+    assert band_baselines.parse_denoisers("empirical,local:9") == [("empirical", None), ("local", 9)]
+    for bad in ("local", "empirical:3", "local:x", "local:40", "wiener", ""):
+        with pytest.raises(ValueError):
+            band_baselines.parse_denoisers(bad)
+    out = tmp_path / "band"
+    argv = ["sweep", "clocks", "--tasks", "C", "--n", "24", "--seeds", "0", "--workers", "1", "--preset", "smoke",
+            "--samples", "6", "--kimg", "0.016", "--second-sampler", "none", "--holdout", "r1:0.09:0.11",
+            "--out", str(out)]
+    assert main(argv) == 0
+    rdir = out / "runs" / "C-n24-s0-hold-r1-0.09-0.11"
+    imgs, feats, meta = __import__("fullscale.tasks", fromlist=["load_dataset"]).load_dataset(rdir / "data")
+    assert meta["holdout_info"]["n_dropped"] > 0 and not ((feats.r1 >= 0.09) & (feats.r1 < 0.11)).any()
+    df = R.read_table(out / "clocks.parquet")
+    assert df.loc[0, "band_name"] == "r1" and df.loc[0, "train_band_frac"] < 0.1 and df.loc[0, "fresh_band_frac"] > 0
+    pts = R.read_table(out / "clocks_points.parquet")
+    assert set(pts["source"]) == {"train", "fresh", "generated"}
+    pytest.importorskip("fullscale.ladder")  # `dmrules baseline` (the locality ladder, issue 14 Sec. 2)
+    assert main(["sweep", "baselines", str(out), "--denoisers", "empirical"]) == 0
+    assert main(["sweep", "aggregate", str(out)]) == 0
+    base = R.read_table(out / "clocks_baselines.parquet")
+    # the empirical denoiser reproduces training images: every sample a copy, none in the band
+    assert base.loc[0, "denoiser"] == "empirical" and base.loc[0, "copy_rate"] == 1.0
+    assert base.loc[0, "band_frac"] in (0.0, None) or np.isnan(base.loc[0, "band_frac"])

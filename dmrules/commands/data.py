@@ -203,7 +203,8 @@ def _run_evaluate(args) -> int:
 
     t0 = time.perf_counter()
     try:
-        images = ev.load_images(args.path)
+        stored = _paper_eval.stored_samples(args.path)  # a run's samples.png atlas (issue 11)
+        images = ev.load_images(args.path) if stored is None else ev.images.as_imageset(stored)
         train = ev.load_images(args.train) if args.train else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -34,7 +34,7 @@ def _convert(text: str, kind, lo, hi, lo_open, hi_open, what=None, listed=False)
         plain = ("comma-separated integers" if kind is int else "comma-separated numbers") if listed else noun
         raise argparse.ArgumentTypeError(f"expected {plain}, got {text!r}") from None
     if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {what + ', finite' if what else 'a finite number'}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     bad = ((lo is not None and (value < lo or (lo_open and value == lo)))
            or (hi is not None and (value > hi or (hi_open and value == hi))))
     if bad:

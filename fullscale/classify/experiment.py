@@ -102,6 +102,11 @@ def _ensure_ddpm(task: str, preset: str, run_dir: Path, rt, log) -> Path:
         if cfg.task != task:
             raise ValueError(f"{run_dir} is a Task {cfg.task} run, not Task {task}")
         ck = load_checkpoint(run_dir)
+        if ck is not None and ck["identity"] != json.dumps(cfg.identity(), sort_keys=True):
+            from fullscale.train import identity_diff
+
+            raise ValueError(f"{run_dir / 'checkpoint.pt'} was trained with another config than {run_dir / 'config.json'} "
+                             f"({identity_diff(ck['identity'], cfg)}); give --run the run that made it")
         if ck is not None and int(ck["images"]) >= cfg.total_images:
             log(f"[mitigate] DDPM run {run_dir} is finished ({cfg.model}, preset {cfg.preset}): skipped")
             return run_dir

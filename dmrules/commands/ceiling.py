@@ -88,7 +88,8 @@ def load_runs(paths) -> list[tuple]:
             import pandas as pd
 
             device = str(pd.read_parquet(summary).get("device", pd.Series([""])).iloc[0]).split(" (")[0]
-            device = "CPU" if device.startswith("cpu") else device.replace("cuda:", "").replace("NVIDIA ", "")
+            device = "CPU" if device.startswith("cpu") else (device.replace("cuda:", "").replace("NVIDIA ", "")
+                                                              .split(" ")[0])
         name = f"{model}, {preset} preset" + (f", {device}" if device else "") + (
             f" (first {info['n']} samples)" if info["preview"] else f" ({info['n']} samples)")
         out.append((name, task, images, {**info, "source": str(path), "model": model, "preset": preset}))

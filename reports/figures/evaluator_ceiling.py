@@ -32,10 +32,10 @@ def _run_dirs() -> list[str]:
 
 
 CEILING = Result("evaluator_ceiling", {"default": ["ceiling", "--runs", ",".join(_run_dirs())]}, needs_gpu_for=())
-POSITIONS = {"paper": 0, ("paper", "ceiling"): 1, ("paper", "generated"): 2, ("precise", "ceiling"): 3,
-             ("precise", "generated"): 4}
-XLABELS = ["paper's\nnumber", "authors'\nevaluator:\nceiling", "authors'\nevaluator:\nour samples",
-           "precise:\nceiling", "precise:\nour samples"]
+POSITIONS = {("paper", "ceiling"): 1, ("paper", "generated"): 2, ("precise", "ceiling"): 3.4,
+             ("precise", "generated"): 4.4}
+XTICKS = [0, 1, 2, 3.4, 4.4]
+XLABELS = ["paper", "exact", "ours", "exact", "ours"]
 
 
 def _table(inputs: dict):
@@ -56,6 +56,13 @@ def _fmt(v, lo=None, hi=None, digits=3) -> str:
     return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
+def _errorbar(ax, x, r, **kw):
+    """One value with its bootstrap interval, labelled with its value."""
+    lo, hi = (r.ci_lo, r.ci_hi) if r.ci_lo == r.ci_lo else (r.value, r.value)
+    ax.errorbar([x], [r.value], yerr=[[r.value - lo], [hi - r.value]], capsize=3, lw=1.3, **kw)
+    ax.annotate(f"{r.value:.2f}", (x, r.value), xytext=(5, 0), textcoords="offset points", fontsize=6.5, va="center")
+
+
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     from reports import style
     from reports.reference import REFERENCE
@@ -67,30 +74,37 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         return []
     gen_sets = list(dict.fromkeys(r2[r2.kind == "generated"].set))
     markers = ["o", "s", "D", "^", "v", "P", "X"]
-    fig, axes = style.subplots(1, len(tasks), height=4.2, sharey=True)
+    fig, axes = style.subplots(1, len(tasks), height=4.0, sharey=True)
+    handles = {}
     for ax, task in zip(axes[0], tasks):
-        style.paper_marker(ax, [0], [REFERENCE[f"rules.gen_fit.{task}"].value], label="paper (U-Net, GPU)")
+        paper = REFERENCE[f"rules.gen_fit.{task}"].value
+        handles["paper (U-Net samples, the authors' evaluator)"] = style.paper_marker(ax, [0], [paper], label=None)
+        ax.annotate(f"{paper:.2f}", (0, paper), xytext=(7, 0), textcoords="offset points", fontsize=6.5, va="center")
         for protocol in ("paper", "precise"):
             c = r2[(r2.task == task) & (r2.kind == "ceiling") & (r2.protocol == protocol)]
             if len(c):
-                c = c.iloc[0]
-                ax.errorbar([POSITIONS[(protocol, "ceiling")]], [c.value], yerr=[[c.value - c.ci_lo], [c.ci_hi - c.value]],
-                            fmt="_", ms=18, color=style.COLORS["ceiling"] if protocol == "precise" else "#555555",
-                            capsize=4, lw=1.5, label="exact renders (ceiling)" if protocol == "paper" else None)
+                _errorbar(ax, POSITIONS[(protocol, "ceiling")], c.iloc[0], fmt="_", ms=14, color="#333333")
             g = r2[(r2.task == task) & (r2.kind == "generated") & (r2.protocol == protocol)].reset_index(drop=True)
             for i, row in g.iterrows():
                 k = gen_sets.index(row.set)
-                x = POSITIONS[(protocol, "generated")] + 0.12 * (i - (len(g) - 1) / 2)
-                ax.errorbar([x], [row.value], yerr=[[row.value - row.ci_lo], [row.ci_hi - row.value]],
-                            fmt=markers[k % len(markers)], color=style.TASK_COLORS[task], capsize=3, ms=5,
-                            mfc="white" if row.preview else style.TASK_COLORS[task],
-                            label=f"{row.set}" if protocol == "paper" else None)
-        ax.axvline(2.5, color="0.85", lw=0.8)
-        ax.set_xticks(range(5), XLABELS, fontsize=7)
-        ax.set_title(f"Task {task}")
-        ax.legend(fontsize=5.5, loc="lower left")
-    axes[0][0].set_ylabel("R² of the fine-rule fit (bootstrap 95 % CI)")
-    fig.suptitle("The authors' evaluator caps R² below 1 on perfect images; our samples sit near that ceiling", y=1.02)
+                x = POSITIONS[(protocol, "generated")] + 0.15 * (i - (len(g) - 1) / 2)
+                _errorbar(ax, x, row, fmt=markers[k % len(markers)], color=style.TASK_COLORS[task], ms=5,
+                          mfc="white" if row.preview else style.TASK_COLORS[task])
+                handles.setdefault(row.set, ax.errorbar([], [], fmt=markers[k % len(markers)], color="0.3", ms=5,
+                                                        mfc="white" if row.preview else "0.3"))
+        ax.axvline(2.7, color="0.6", lw=0.8, ls=":")
+        ax.set_xticks(XTICKS, XLABELS, fontsize=7)
+        ax.set_xlim(-0.5, 5.0)
+        ax.set_title(f"Task {task}", pad=24)
+        for x, text in ((1.5, "authors'\nevaluator"), (3.9, "precise\nevaluator")):
+            ax.text(x, 1.0, text, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7, color="0.3")
+    handles["exact renders: the evaluator's ceiling (3 data seeds)"] = axes[0][0].errorbar(
+        [], [], fmt="_", ms=14, color="#333333")
+    axes[0][0].set_ylabel("R² of the fine-rule fit\n(bootstrap 95 % interval)")
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=2, fontsize=7,
+               bbox_to_anchor=(0.5, -0.12), frameon=False)
+    fig.suptitle("On perfect images (exact renders) the authors' evaluator reads R² well below 1: read the "
+                 "paper's R² against it", y=1.06)
     files = [style.save(fig, out_dir / "evaluator_ceiling.png")]
     files.append(_markdown(df, out_dir))
     return files
@@ -161,14 +175,21 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
             inside = pr.ci_lo <= paper_r2 <= pr.ci_hi if pr.ci_lo == pr.ci_lo else None
             text = (f"R² {_fmt(pr.value, pr.ci_lo, pr.ci_hi)}, conform {_fmt(pc.value, pc.ci_lo, pc.ci_hi, 1)} % "
                     f"({int(pr.n_images)} samples; ceiling R² {_fmt(m[('paper', 'r2')].value)})")
-            note = "" if inside is not False or not paper_scale else (
-                "the paper's R² lies outside the interval of the authors' evaluator on our samples")
+            small = " (only the first 64 samples were kept: a wide interval)" if g.preview.iloc[0] else ""
             if not paper_scale:
                 note = f"{g.preset.iloc[0]} preset, not the paper's scale"
+            elif inside:
+                note = "agrees: the paper's R² lies inside the interval of the authors' evaluator on our samples" + small
+            else:
+                note = "the paper's R² lies outside the interval of the authors' evaluator on our samples" + small
+            match = f"{g.model.iloc[0]}, {g.preset.iloc[0]} preset"
             rows.append(row(f"rules.gen_fit.{task}", f"authors' evaluator: {text}; precise: R² "
                             f"{_fmt(cr.value, cr.ci_lo, cr.ci_hi)} ({name})", note,
-                            inside if paper_scale else None, paper_protocol=text,
-                            annotates=f"{g.model.iloc[0]}, {g.preset.iloc[0]} preset"))
+                            inside if paper_scale else None, paper_protocol=text, annotates=match))
+            if pc is not None and pc.value == pc.value:
+                conform = f"conform {_fmt(pc.value, pc.ci_lo, pc.ci_hi, 1)} % ({int(pc.n_images)} samples)"
+                rows.append(row(f"rules.conform_gen.{task}", f"authors' evaluator: {conform} ({name})",
+                                "" if paper_scale else note, None, paper_protocol=conform, annotates=match))
     return rows
 
 

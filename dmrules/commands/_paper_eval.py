@@ -118,6 +118,16 @@ def stored_samples(path):
         return None  # an ordinary PNG: one image
 
 
+def _input_size(images) -> int | None:
+    """The most common input height (the JSON key ``image_size``; the pipelines resize to their own T)."""
+    import collections
+
+    shapes = [getattr(im, "shape", None) for im in images] if not hasattr(images, "ndim") else [images.shape[1:]]
+    sizes = [s[1] if len(s) == 3 and s[0] in (1, 3, 4) and s[-1] not in (1, 3, 4) else s[0]
+             for s in shapes if s is not None and len(s) >= 2]
+    return int(collections.Counter(sizes).most_common(1)[0][0]) if sizes else None
+
+
 def _fmt(v, spec: str = ".4f") -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -157,6 +167,7 @@ def run_paper(args) -> int:
     table = pp.extract_paper(args.task, images, pipeline, settings, names=names, errors=errors)
     res = pp.summarize_paper(args.task, table, pipeline, settings)
     res["path"] = str(args.path)
+    res["image_size"] = _input_size(images)
     res["seconds"] = round(time.perf_counter() - t0, 3)
     if args.out:
         R.write_table(table, Path(args.out), R.provenance(

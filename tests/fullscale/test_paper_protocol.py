@@ -245,7 +245,7 @@ def test_cli_protocols(renders, tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     for key in ("n", "parsed", "coarse_violation_rate", "slope", "intercept", "r2", "conform_pct"):
         assert key in res
-    assert res["protocol"] == "paper" and res["recipe"] == "B-67"
+    assert res["protocol"] == "paper" and res["recipe"] == "B-67" and res["image_size"] == 32
     assert [r["recipe"] for r in res["recipes"]] == ["B-67", "B-68"]
     assert res == {**res, **pp.evaluate_paper("B", imgs), "path": res["path"], "seconds": res["seconds"]}
     assert main(["evaluate", "--task", "B", str(tmp_path / "b.npy"), "--json"]) == 0

@@ -21,7 +21,7 @@ A-train restricted to d images (default off). Pure functions of an image batch: 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,7 +94,6 @@ class Settings:
     d_train_divisor: str | float = "width"  # or 1024 (the notebook)
     a_train_d_only: bool = False
     bgr: bool = False  # arrays are RGB unless this says they are already BGR
-    extra: dict = field(default_factory=dict)
 
     def check(self, task: str, pipeline: str) -> "Settings":
         names = [r.name for r in RECIPES[(task, pipeline)]]

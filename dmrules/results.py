@@ -36,11 +36,45 @@ class WriteError(OSError):
     was replaced (issue 12)."""
 
     def __init__(self, path, exc: OSError):
-        super().__init__(exc.errno, exc.strerror or str(exc), str(path))
+        super().__init__(exc.errno, exc.strerror or _why(exc, path), str(path))
         self.path = Path(path)
 
     def __str__(self) -> str:
         return f"cannot write {self.path}: {self.strerror}"
+
+
+def _why(exc: BaseException, path) -> str:
+    """The cause of a failed write, for errors that carry no errno (numpy's "N requested and M
+    written", torch's "file write failed"): a full file system is named as such."""
+    try:
+        st = os.statvfs(Path(path).parent if not Path(path).is_dir() else path)
+        if st.f_bavail * st.f_frsize < 1 << 20 or st.f_favail == 0:
+            return f"{os.strerror(errno.ENOSPC)} ({exc})"
+    except OSError:
+        pass
+    return str(exc) or type(exc).__name__
+
+
+class _Recorder:
+    """A binary file wrapper that remembers the OSError of a failed write (torch.save reports it as
+    a RuntimeError without the cause)."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data):
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self):
+        try:
+            return self.fh.flush()
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 # the write layer's OS calls, module attributes so that tests can inject faults (CI runs as root,
@@ -130,7 +164,13 @@ def torch_save(obj: Any, path: str | os.PathLike) -> Path:
         # through a file object: the zip's inner folder is then always "archive" (torch names it after
         # the file otherwise, here a random temporary name), so identical states give identical bytes
         with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
+            rec = _Recorder(fh)
+            try:
+                torch.save(obj, rec)
+            except RuntimeError as exc:  # torch's wording of a failed write: name the cause
+                if rec.error is not None:
+                    raise rec.error from None
+                raise OSError(errno.EIO, _why(exc, path)) from None
     return Path(path)
 
 
@@ -146,6 +186,11 @@ def torch_load(path: str | os.PathLike, what: str = "checkpoint", keys=(), map_l
     path = Path(path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as exc:  # a truncated zip makes torch seek past the end: EINVAL; keep real I/O errors
+        if exc.errno not in (errno.EINVAL, None):
+            raise
+        raise ValueError(f"{path} is not a readable {what} (truncated or corrupt: {exc.strerror or exc}); it was "
+                         "left in place: move it away to start over, or restore it") from None
     except (RuntimeError, EOFError, KeyError, ValueError, IndexError, TypeError, AttributeError,
             pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         kind = "empty" if path.stat().st_size == 0 else f"truncated or corrupt: {type(exc).__name__}"

@@ -204,14 +204,34 @@ def test_truncated_or_empty_torch_files_are_one_sentence(tmp_path):
     import torch
 
     good = tmp_path / "good.pt"
-    R.torch_save({"a": torch.arange(100.0)}, good)
-    for name, data in (("empty.pt", b""), ("cut.pt", good.read_bytes()[:200]), ("junk.pt", b"junk" * 50)):
+    R.torch_save({"a": torch.arange(100.0), "b": torch.zeros(3000)}, good)
+    data = good.read_bytes()
+    cuts = [(f"cut{k}.pt", data[:k]) for k in (1, 200, 5000, len(data) // 2, len(data) - 10)]
+    for name, data in (("empty.pt", b""), *cuts, ("junk.pt", b"junk" * 50)):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ValueError, match=f"{tmp_path / name} is not a readable checkpoint"):
             R.torch_load(tmp_path / name)
         assert (tmp_path / name).read_bytes() == data
-    with pytest.raises(ValueError, match="no b"):
-        R.torch_load(good, keys=("a", "b"))
+    with pytest.raises(ValueError, match="no c"):
+        R.torch_load(good, keys=("a", "c"))
+
+
+def test_a_full_disk_during_torch_save_names_the_cause_and_keeps_the_old_file(tmp_path, monkeypatch):
+    """torch.save reports a failed write as a RuntimeError ("file write failed"); the write layer
+    recovers the OSError behind it."""
+    import torch
+
+    path = tmp_path / "checkpoint.pt"
+    R.torch_save({"a": torch.arange(10.0)}, path)
+    before = path.read_bytes()
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(R._Recorder, "write", full)
+    with pytest.raises(R.WriteError, match=f"cannot write {path}: No space left on device"):
+        R.torch_save({"a": torch.arange(1e5)}, path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
 def test_temp_files_of_a_killed_write_are_cleaned_on_the_next_start(run_cli, tmp_path):

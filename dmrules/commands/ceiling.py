@@ -87,9 +87,12 @@ def load_runs(paths) -> list[tuple]:
         if summary.is_file():
             import pandas as pd
 
-            device = str(pd.read_parquet(summary).get("device", pd.Series([""])).iloc[0]).split(" (")[0]
-            device = "CPU" if device.startswith("cpu") else (device.replace("cuda:", "").replace("NVIDIA ", "")
-                                                              .split(" ")[0])
+            full = str(pd.read_parquet(summary).get("device", pd.Series([""])).iloc[0])
+            device = full.split(" (")[0]
+            if device.startswith("cpu"):  # CPU results depend on the thread count (docs/ddpm.md)
+                device = "CPU" + (f", {full.split(' (')[1].rstrip(')')}" if " (" in full else "")
+            else:
+                device = device.replace("cuda:", "").replace("NVIDIA ", "").split(" ")[0]
         name = f"{model}, {preset} preset" + (f", {device}" if device else "") + (
             f" (first {info['n']} samples)" if info["preview"] else f" ({info['n']} samples)")
         out.append((name, task, images, {**info, "source": str(path), "model": model, "preset": preset}))

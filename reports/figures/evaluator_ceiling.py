@@ -3,7 +3,7 @@ on images that follow the rule exactly, beside what they read on our generated s
 
 Input: ``dmrules ceiling`` (fullscale/evaluate/ceiling.py) over the cpu-preset Task A run that
 ``make figures`` makes, the committed GPU runs (reports/results/ddpm_paper/, first 64 samples each,
-marked n = 64) and the committed cpu-preset runs of Tasks B-D (reports/results/ddpm_cpu/). Per task:
+marked n = 64) and the committed cpu-preset runs (reports/results/ddpm_cpu/). Per task:
 the paper's R², the paper protocol's ceiling (exact renders at the paper's size, mean of 3 data
 seeds), the paper protocol on our samples, the precise ceiling and the precise value on our samples,
 each with its bootstrap 95 % interval. Draws only; the numbers come from the table.
@@ -16,18 +16,17 @@ from pathlib import Path
 from reports.figures.ddpm_runs import CPU_RUN
 from reports.pipeline import COMMITTED, Figure, Result
 
-CPU_RUNS_DIR = COMMITTED / "ddpm_cpu"  # cpu-preset runs of Tasks B-D (stored samples), see docs/evaluate.md
+CPU_RUNS_DIR = COMMITTED / "ddpm_cpu"  # committed cpu-preset runs with stored samples, see docs/evaluate.md
 GPU_RUNS_DIR = COMMITTED / "ddpm_paper"
 
 
 def _run_dirs() -> list[str]:
-    """The generated sets: make figures' own cpu Task A run, every committed GPU run, the committed cpu
-    runs of the other tasks (Task A's committed copy is the same command's export, so it is left out)."""
+    """The generated sets: make figures' own cpu Task A run (2 threads), every committed GPU run and
+    every committed cpu-preset run (reports/results/ddpm_cpu/, made with 1 thread: docs/evaluate.md)."""
     dirs = [str(CPU_RUN.path("default"))]
-    for root, skip in ((GPU_RUNS_DIR, ()), (CPU_RUNS_DIR, ("A_",))):
+    for root in (GPU_RUNS_DIR, CPU_RUNS_DIR):
         if root.exists():
-            dirs += [str(d) for d in sorted(root.iterdir())
-                     if (d / "config.json").exists() and not d.name.startswith(skip)]
+            dirs += [str(d) for d in sorted(root.iterdir()) if (d / "config.json").exists()]
     return dirs
 
 
@@ -182,7 +181,10 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
                 note = "agrees: the paper's R² lies inside the interval of the authors' evaluator on our samples" + small
             else:
                 note = "the paper's R² lies outside the interval of the authors' evaluator on our samples" + small
-            match = f"{g.model.iloc[0]}, {g.preset.iloc[0]} preset"
+            # lend the value to the DDPM figures' row of the same run; the committed cpu runs have no such row
+            # (and share model and preset with make figures' own run), so they stand alone
+            committed_cpu = str(g.source.iloc[0]).startswith(str(CPU_RUNS_DIR))
+            match = "" if committed_cpu else f"{g.model.iloc[0]}, {g.preset.iloc[0]} preset"
             rows.append(row(f"rules.gen_fit.{task}", f"authors' evaluator: {text}; precise: R² "
                             f"{_fmt(cr.value, cr.ci_lo, cr.ci_hi)} ({name})", note,
                             inside if paper_scale else None, paper_protocol=text, annotates=match))

@@ -27,6 +27,7 @@ SECTIONS = [
     ("misc", "Other"),
 ]
 AVAILABLE = ("drawn", "cached", "earlier")
+PP_COLUMN = "the authors' evaluator (paper protocol) on our images"  # issue 11, see with_paper_protocol
 STATUS_TEXT = {"drawn": "drawn in this run", "cached": "unchanged since its last drawing [cached]",
                "earlier": "from an earlier run (not selected by --only)", "empty": "drew nothing: its inputs are empty",
                "failed": "FAILED", "skipped": "skipped",
@@ -101,7 +102,7 @@ def _comparison_blocks(records: list[dict], cov: list[dict]) -> list:
     if rows:
         pp = any(r.get("paper_protocol") for r in rows)  # issue 11: the authors' evaluator on the same samples
         blocks.append(table(["figure", "quantity", "paper reports", "source", "we measure"]
-                            + (["the authors' evaluator on our samples"] if pp else []) + ["agrees", "why / note"],
+                            + ([PP_COLUMN] if pp else []) + ["agrees", "why / note"],
                             [[f"[`{r['figure']}`](#{_anchor(r['figure'])})", r["quantity"], r["paper"], r["source"],
                               r["ours"]] + ([r.get("paper_protocol", "")] if pp else []) + [_agree(r["agrees"]),
                               r["note"] or ("**no reason given**" if r["agrees"] is False else "")] for r in rows]))
@@ -183,7 +184,7 @@ def _figure_blocks(rec: dict, base: Path) -> list:
         pp = any(r.get("paper_protocol") for r in rec["rows"])
         blocks += [P("**Paper reports / we measure**"),
                    table(["quantity", "paper reports", "source", "we measure"]
-                         + (["the authors' evaluator on our samples"] if pp else []) + ["agrees", "why / note"],
+                         + ([PP_COLUMN] if pp else []) + ["agrees", "why / note"],
                          [[r["quantity"], r["paper"], r["source"], r["ours"]] + ([r.get("paper_protocol", "")] if pp else [])
                           + [_agree(r["agrees"]), r["note"] or ("**no reason given**" if r["agrees"] is False else "")]
                           for r in rec["rows"]])]

@@ -34,6 +34,7 @@ CEILING = Result("evaluator_ceiling", {"default": ["ceiling", "--runs", ",".join
 POSITIONS = {("paper", "ceiling"): 1, ("paper", "generated"): 2, ("precise", "ceiling"): 3.4,
              ("precise", "generated"): 4.4}
 XTICKS = [0, 1, 2, 3.4, 4.4]
+EVALUATOR = {"paper": "authors'", "paper-train": "authors' training-image pipeline", "precise": "precise"}
 XLABELS = ["paper", "exact", "ours", "exact", "ours"]
 
 
@@ -131,7 +132,7 @@ def _markdown(df, out_dir: Path) -> Path:
                 r = m.get(k)
                 return "–" if r is None else _fmt(r.value * scale, r.ci_lo * scale, r.ci_hi * scale, digits)
 
-            rows.append({"task": task, "set": name, "evaluator": "authors'" if protocol == "paper" else "precise",
+            rows.append({"task": task, "set": name, "evaluator": EVALUATOR[protocol],
                          "n": int(g.n_images.iloc[0]), "R²": cell("r2"), "slope": cell("slope"),
                          "conform %": cell("conform_pct", 1, 1), "parsed %": cell("parse_rate", 100, 1),
                          "coarse viol. %": cell("coarse_violation_rate", 100, 1), "gap R² to ceiling": cell("gap_r2")})
@@ -163,6 +164,16 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
                             f"{int(c.n_images)} images each)", "" if ok else
                             "outside ±0.03 of the rebuild's seed-0 value; the interval gives the seed-to-seed spread",
                             ok))
+        t = m.get(("paper-train", "r2"))
+        if t is not None and t.value == t.value:  # lent to data_fits' training-data rows ("... (32 px)")
+            sl, ic, cf = m[("paper-train", "slope")], m[("paper-train", "intercept")], m[("paper-train", "conform_pct")]
+            text = (f"y = {sl.value:.3f}x {'+' if ic.value >= 0 else '-'} {abs(ic.value):.4f}, R² "
+                    f"{_fmt(t.value, t.ci_lo, t.ci_hi)} (exact renders, {int(t.n_images)} x 3 seeds)")
+            rows.append(row(f"rules.train_fit.{task}", f"authors' training-image pipeline: {text}", "", None,
+                            paper_protocol=text, annotates="(32 px)"))
+            conform = f"conform {_fmt(cf.value, cf.ci_lo, cf.ci_hi, 1)} % (exact renders)"
+            rows.append(row(f"rules.conform_train.{task}", f"authors' training-image pipeline: {conform}", "", None,
+                            paper_protocol=conform, annotates="%"))
         gen = df[(df.task == task) & (df.kind == "generated")]
         for name, g in gen.groupby("set", sort=False):
             v = {(r.protocol, r.metric): r for r in g.itertuples()}

@@ -186,6 +186,9 @@ def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler:
     weights; refuses OUT when it holds samples of another request or of other weights)."""
     _check_request(n, seed, sampler, steps, eta, batch)
     out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(run_dir).resolve():
+        raise ValueError(f"--out {out_dir} is the run itself; give the samples their own folder (such as "
+                         f"{Path(run_dir) / 'samples-extra'})")
     with R.lock(out_dir, what="--out"):
         R.clean_temps(out_dir, log=log)
         return _sample_run(run_dir, out_dir, rt, n=n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch=batch,

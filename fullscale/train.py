@@ -214,6 +214,11 @@ def _trim_stats(run_dir: Path, images: int) -> None:
     R.write_text(path, "".join(ln + "\n" for ln in keep))
 
 
+def _tensors(module: torch.nn.Module) -> list:
+    """A module's parameters and floating-point buffers (everything of it a checkpoint saves)."""
+    return list(module.parameters()) + [b for b in module.buffers() if b.is_floating_point()]
+
+
 def _all_finite(tensors) -> bool:
     return bool(torch.stack([n.float() for n in torch._foreach_norm(tensors)]).isfinite().all())
 
@@ -313,11 +318,14 @@ def _train(cfg, run_dir, images, rt: Runtime, log, stop_after_images) -> dict:
         if step % ckpt_every == 0 or last:
             # every saved tensor must be finite, the EMA's included (issue 12: a NaN half-life gave an
             # all-NaN EMA next to finite raw weights, and black samples)
-            for what, module in (("weights", tr.net), ("EMA weights", tr.ema.module)):
-                if not _all_finite(list(module.parameters()) + [b for b in module.buffers() if b.is_floating_point()]):
+            opt_state = [v for st in tr.opt.state.values() for v in st.values()
+                         if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0]
+            for what, tensors in (("weights", _tensors(tr.net)), ("EMA weights", _tensors(tr.ema.module)),
+                                  ("optimiser state", opt_state)):
+                if tensors and not _all_finite(tensors):
                     bar.close()
                     raise TrainingDiverged(f"the {what} became non-finite at step {step}; the last good checkpoint "
-                                           "is kept")
+                                           "is kept; try a lower --lr")
             if rt.is_main:
                 R.torch_save(tr.state(step, seen), run_dir / CHECKPOINT)
     bar.close()

@@ -114,7 +114,6 @@ def _same_dataset(meta: dict, want: dict) -> bool:
 
 
 def _run_data(args) -> int:
-    import json
     from pathlib import Path
 
     from dmrules import UsageError
@@ -135,8 +134,16 @@ def _run_data(args) -> int:
             "holdout": band.label() if band is not None else None}
     meta_path = out / "meta.json"
     if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if _same_dataset(meta, want) and (not args.png or (meta.get("files") or {}).get("png")):
+        from dmrules import results as R
+
+        meta = R.read_json(meta_path, "data set record")
+        # issue 12: a truncated images.npy (or table, PNGs) under a complete-looking set is rendered again
+        from fullscale.tasks.dataset import verify_dataset
+
+        problem = verify_dataset(out, meta) if _same_dataset(meta, want) else None
+        if problem:
+            print(f"[data] {out}: {problem}: rendering it again")
+        elif _same_dataset(meta, want) and (not args.png or (meta.get("files") or {}).get("png")):
             print(f"[data] {out}: Task {args.task}, {n} images at {args.size} px, seed {args.seed}: "
                   "already there, skipped")
             return 0

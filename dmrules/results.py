@@ -429,9 +429,14 @@ def write_table(df, path: str | os.PathLike, provenance_record: dict | None = No
 
 def read_table(path: str | os.PathLike):
     """Read a parquet table written by :func:`write_table`; provenance in ``df.attrs['provenance']``."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, ValueError) as exc:  # truncated or not parquet: name the file (issue 12)
+        raise ValueError(f"{path} is not a readable parquet table (truncated or corrupt: {exc}); move it away "
+                         "(or delete it) to make it again") from None
     df = table.to_pandas()
     raw = (table.schema.metadata or {}).get(b"dmrules")
     df.attrs["provenance"] = json.loads(raw) if raw else {}

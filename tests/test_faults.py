@@ -200,6 +200,16 @@ def test_truncated_json_names_the_file(tmp_path):
     assert path.read_text() == '{"config": {"task": '  # left in place
 
 
+def test_a_truncated_table_names_the_file(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "t.parquet"
+    R.write_table(pd.DataFrame({"a": [1, 2]}), path)
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match=f"{path} is not a readable parquet table"):
+        R.read_table(path)
+
+
 def test_truncated_or_empty_torch_files_are_one_sentence(tmp_path):
     import torch
 

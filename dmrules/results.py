@@ -353,8 +353,11 @@ def lock(target: str | os.PathLike, what: str = "output") -> Iterator[None]:
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    try:  # the holder's pid, for the message a second writer gets (informative: a full disk may refuse it)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+    except OSError:
+        pass
     _HELD[key] = [fd, 1]
     try:
         yield

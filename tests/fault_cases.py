@@ -199,6 +199,33 @@ def _cases() -> list[Case]:
         Case("7", "dmrules theory (no action)", "$D theory 2>err8 >out8; rc=$?; cat err8 >&2; test ! -s out8 && exit $rc",
              has="choose an action"),
     ]
+    # kills at random points: the resumed result equals an uninterrupted one, byte for byte
+    rnd = "sleep 0.$((RANDOM % 10))$((RANDOM % 10))"
+    c += [
+        Case("6", "train killed at a random point, then resumed", f"$D {TR} --epochs 12 --out K0 >/dev/null && "
+             f"($D {TR} --epochs 12 --out K1 >/dev/null 2>&1 & P=$!; until [ -e K1/config.json ]; do sleep 0.01; done; "
+             f"{rnd}; kill -9 $P; wait $P 2>/dev/null); $D {TR} --epochs 12 --out K1 >/dev/null && "
+             "cmp K0/checkpoint.pt K1/checkpoint.pt && echo identical", rc=0, has="identical"),
+        Case("6", "classifier train killed at a random point, then resumed",
+             "A='classifier train --task A --arch mlp --clean --preset smoke --steps 40 --device cpu'; "
+             "$D $A --out Q0 >/dev/null && ($D $A --out Q1 >/dev/null 2>&1 & P=$!; "
+             f"until [ -e Q1/config.json ]; do sleep 0.01; done; {rnd}; kill -9 $P; wait $P 2>/dev/null); "
+             "$D $A --out Q1 >/dev/null && cmp Q0/classifier.pt Q1/classifier.pt && echo identical", rc=0,
+             has="identical"),
+        Case("6", "sims sweep killed at a random point, then resumed",
+             "A='sims rules --widths 5,10 --ns 16 --steps 100 --networks patchwise,joint --activations quadratic "
+             "--seeds 0 --n-eval 32'; $D $A --out w0.parquet >/dev/null && ($D $A --out w1.parquet >/dev/null 2>&1 & "
+             f"P=$!; until ls .w1.parquet.parts-* >/dev/null 2>&1; do sleep 0.01; done; {rnd}; kill -9 $P; "
+             "wait $P 2>/dev/null); $D $A --out w1.parquet >/dev/null && $PY -c \"import sys; "
+             "from dmrules.results import read_table as r; sys.exit(0 if r('w0.parquet').equals(r('w1.parquet')) "
+             "else 1)\" && echo identical", rc=0, has="identical"),
+        Case("4", "theory bound on a full disk keeps the earlier table", "$D theory bound --t 0.1 --out full/b.parquet "
+             ">/dev/null && (dd if=/dev/zero of=full/filler bs=4k >/dev/null 2>&1; "
+             "$D theory bound --t 0.2 --out full/b.parquet; rc=$?; rm -f full/filler; exit $rc)", rc=1, has="No space left on device", post="$PY -c \"from dmrules.results import read_table as r; "
+             "assert r('full/b.parquet').t.tolist() == [0.1]\"", needs="root-mount"),
+        Case("4", "run --export to a read-only file system", "$D run --task A --preset smoke $C --out R --export ro/x",
+             has="Read-only file system", needs="root-mount"),
+    ]
     # 8. determinism as documented
     c += [
         Case("8", "data twice: same bytes", "$D data --task B --n 8 --seed 3 --out A8 --png >/dev/null && "

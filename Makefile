@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sims.py
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_paper_protocol.py
+	$(PY) benchmarks/bench_baselines.py
 
 bench-fullscale: $(STAMP)
 	$(PY) benchmarks/bench_fullscale.py

@@ -25,6 +25,7 @@ import numpy as np
 from dmrules import results as R
 
 FRESH_SEED = 10_000  # fresh renders: stream FRESH_SEED + data seed (the clocks sweep's convention)
+UNET_PARTIAL = "ladder-samples"  # U-Net samples from an unfinished run's checkpoint (docs/baselines.md)
 DEFAULT_RUNGS = (("empirical", None), ("local", 3), ("local", 5), ("local", 9), ("local", 15), ("local", 32),
                  ("gaussian", None))
 
@@ -171,19 +172,22 @@ def run_ladder(tasks, ns, work, rt, *, rungs=DEFAULT_RUNGS, unet_root=None, n_sa
                     continue
                 if name == "unet":
                     run = Path(unet_root) / f"{task}-n{n}" if unet_root else None
-                    if run is None or not (run / "samples" / "images.npy").exists():
-                        log(f"[ladder] {task} n = {n}: no finished U-Net run at {run}: skipped")
+                    sdir = _unet_samples(run, k) if run is not None else None
+                    if sdir is None:
+                        log(f"[ladder] {task} n = {n}: no U-Net samples at {run} (samples/ or {UNET_PARTIAL}/): skipped")
                         continue
                 ref = ref or reference(task, n, k)
                 t0 = time.perf_counter()
                 if name == "fresh":
                     images, extra = ref["fresh_images"], {"wall_time_s": None}
                 elif name == "unet":
-                    images = np.load(run / "samples" / "images.npy")
+                    images = np.load(sdir / "images.npy")[:k]
                     cfg = json.loads((run / "config.json").read_text())["config"]
-                    images = images[:k]
-                    extra = {"wall_time_s": None, "unet_model": cfg["model"], "unet_images_seen": cfg["epochs"] * cfg["n_train"],
-                             "unet_sampler": f"{cfg['sampler']} {cfg['sample_steps']} eta {cfg['sample_eta']:g}"}
+                    req = json.loads((sdir / "meta.json").read_text()).get("request", {})
+                    seen = (req.get("checkpoint") or {}).get("images", cfg["epochs"] * cfg["n_train"])
+                    extra = {"wall_time_s": None, "unet_model": cfg["model"], "unet_images_seen": float(seen),
+                             "unet_images_planned": float(cfg["epochs"] * cfg["n_train"]), "unet_samples_dir": sdir.name,
+                             "unet_sampler": f"{req.get('sampler')} {req.get('steps')} eta {req.get('eta')}"}
                     timings = run / "timings.json"
                     if timings.exists():
                         extra["unet_train_s"] = json.loads(timings.read_text()).get("train", {}).get("seconds")
@@ -202,6 +206,19 @@ def run_ladder(tasks, ns, work, rt, *, rungs=DEFAULT_RUNGS, unet_root=None, n_sa
                     f"{_num(row['conform_pct'])} %, R2 {_num(row['r2'])}, copy rate {_pct(row['copy_rate'])}")
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _unet_samples(run: Path, k: int):
+    """RUN/samples (the finished run's own samples), else RUN/ladder-samples (``dmrules sample RUN`` from
+    an unfinished run's latest checkpoint; its meta.json records the images seen); None when neither
+    holds at least ``k`` samples drawn with seeds 0.."""
+    for sub in ("samples", UNET_PARTIAL):
+        d = run / sub
+        if (d / "images.npy").exists() and (d / "meta.json").exists():
+            req = json.loads((d / "meta.json").read_text()).get("request", {})
+            if req.get("seed", 0) == 0 and req.get("n", 0) >= k:
+                return d
+    return None
 
 
 def _pct(v) -> str:

@@ -93,8 +93,9 @@ def rule_residual(x: torch.Tensor, d: int) -> torch.Tensor:
 
 def rule_summary(x: torch.Tensor, d: int) -> dict:
     """The residual's distribution and the rules paper's style of fit: OLS of ||x(2)|| on ||x(1)||
-    (the rule: slope -1, intercept 1), its R^2, and the share within the 0.05-wide conform bin of
-    the rule (the paper's binning, here |r| < 0.05 as a symmetric stand-in: ours)."""
+    (the rule: slope -1, intercept 1) and its R^2; ``conform_pct``: the paper's bin metric with the
+    rule's line, ||x(2)|| in the 0.05-wide bin holding 1 - ||x(1)|| (ours, by analogy with
+    ``fullscale.evaluate.metrics.conform_pct``); ``within_005``: |r| < 0.05."""
     r = rule_residual(x, d).to(torch.float64)
     n1, n2 = x[:, :d].norm(dim=1).to(torch.float64), x[:, d:].norm(dim=1).to(torch.float64)
     xc, yc = n1 - n1.mean(), n2 - n2.mean()
@@ -104,6 +105,8 @@ def rule_summary(x: torch.Tensor, d: int) -> dict:
     res = yc - slope * xc
     syy = float((yc * yc).sum())
     r2 = 1.0 - float((res * res).sum()) / syy if syy > 0 else float("nan")
+    lo = torch.floor(20.0 * (1.0 - n1)) / 20.0
+    conform = 100.0 * float(((n2 >= lo) & (n2 < lo + 0.05)).double().mean())
     q = torch.quantile(r, torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64))
     # KS distance of ||x(1)|| against Uniform[0, 1] (the law's zeta), for the uniform law
     s = torch.sort(n1.clamp(0, 1)).values
@@ -112,4 +115,4 @@ def rule_summary(x: torch.Tensor, d: int) -> dict:
     return {"n": int(len(r)), "residual_mean": float(r.mean()), "residual_std": float(r.std()),
             "residual_abs_mean": float(r.abs().mean()), "residual_q05": float(q[0]), "residual_median": float(q[1]),
             "residual_q95": float(q[2]), "within_005": float((r.abs() < 0.05).double().mean()),
-            "slope": slope, "intercept": intercept, "r2": r2, "ks_uniform": ks}
+            "conform_pct": conform, "slope": slope, "intercept": intercept, "r2": r2, "ks_uniform": ks}

@@ -28,6 +28,7 @@ LADDER_EXAMPLE = """\
 examples:
   dmrules ladder --tasks A,C --n 64,1024 --unet runs/ladder/unet --work runs/ladder \\
       --out reports/results/ladder_cpu.parquet
+  dmrules ladder --theory --out reports/results/ladder_theory.parquet   (the theory rung)
 U-Net runs are read from UNET/<task>-n<n>/ (made by `dmrules run --preset cpu --n-train N
 --epochs 160000/N --n-samples 256 --out UNET/<task>-n<N>`; docs/baselines.md); missing ones are skipped.
 Each finished (task, n, rung) is kept under WORK, so a re-run only does what is missing."""
@@ -90,7 +91,10 @@ def register(sub) -> None:
     lad.add_argument("--n", type=positive_ints, default=[64, 1024], help="training set sizes (default 64,1024)")
     lad.add_argument("--patch", type=positive_ints, default=[3, 5, 9, 15, 32], help="local rungs' P (default 3,5,9,15,32)")
     lad.add_argument("--unet", metavar="DIR", default=None, help="folder of U-Net runs named <task>-n<n> (optional)")
-    lad.add_argument("--work", required=True, metavar="DIR", help="folder for the rungs' samples and per-rung rows")
+    lad.add_argument("--work", metavar="DIR", help="folder for the rungs' samples and per-rung rows (needed "
+                     "unless --theory)")
+    lad.add_argument("--theory", action="store_true", help="only the theory rung: the rules law (theory.RulePatches) "
+                     "sampled with the exact and the patch-wise score (seconds; no --work)")
     lad.add_argument("--out", required=True, metavar="F.parquet", help="the tidy table (with provenance)")
     _sampler_args(lad)
     lad.set_defaults(func=_ladder, _prog=lad.prog)
@@ -128,6 +132,10 @@ def _ladder(args) -> int:
     from dmrules import results as R
     from fullscale import ladder
 
+    if args.theory:
+        return _theory(args)
+    if args.work is None:
+        raise ValueError("--work DIR is needed (the rungs' samples are kept there), unless --theory")
     tasks = args.tasks
     if any(p > 32 for p in args.patch):
         raise ValueError(f"--patch values must be at most the image size 32, got {args.patch}")
@@ -144,4 +152,25 @@ def _ladder(args) -> int:
               "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
     R.write_table(df, args.out, R.provenance(config=config, wall_time_s=time.perf_counter() - t0))
     print(f"[ladder] {len(df)} rows -> {args.out}")
+    return 0
+
+
+def _theory(args) -> int:
+    import time
+
+    from dmrules import results as R
+    from sims.ladder import theory_rung
+
+    if not args.out.endswith(".parquet"):
+        raise ValueError(f"--out must be a .parquet file, got {args.out}")
+    R.check_output(args.out, "file")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    df = theory_rung(n=2000, seeds=(args.seed, args.seed + 1, args.seed + 2))
+    R.write_table(df, args.out, R.provenance(config={"theory": True, "n": 2000, "d": 8, "seed": args.seed},
+                                             wall_time_s=time.perf_counter() - t0))
+    print(f"[ladder] theory rung: {len(df)} rows -> {args.out}")
     return 0

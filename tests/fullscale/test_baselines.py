@@ -187,8 +187,18 @@ def test_ladder_rows_and_resume(tmp_path):
     assert emp.copy_rate == p32.copy_rate  # P = 32 is the whole image: the empirical denoiser
     n_logs = len(logs)
     df2 = ladder.run_ladder(["A"], [4], tmp_path, _rt(), **kw)
-    assert len(logs) == n_logs + 1 and "no finished U-Net" in logs[-1]  # nothing re-sampled
+    assert len(logs) == n_logs + 1 and "no U-Net samples" in logs[-1]  # nothing re-sampled
     pd.testing.assert_frame_equal(df2, df)
+    # a U-Net run folder (here faked with training images as its "samples") adds its row on a re-run
+    run = tmp_path / "unet" / "A-n4"
+    (run / "samples").mkdir(parents=True)
+    np.save(run / "samples" / "images.npy", np.repeat(ladder.training_images("A", 4), 2, axis=0))
+    (run / "samples" / "meta.json").write_text(json.dumps({"request": {"n": 8, "seed": 0, "sampler": "ddim",
+                                                                        "steps": 100, "eta": 1.0}}))
+    (run / "config.json").write_text(json.dumps({"config": {"model": "unet-small-p2", "epochs": 10, "n_train": 4}}))
+    df3 = ladder.run_ladder(["A"], [4], tmp_path, _rt(), unet_root=tmp_path / "unet", **kw)
+    unet = df3.set_index("rung").loc["unet"]
+    assert unet.copy_rate == 1.0 and unet.n_samples == 6 and unet.unet_images_seen == 40
 
 
 # ---- CLI -----------------------------------------------------------------------------------------

@@ -2,6 +2,11 @@
 
 - Every file is written atomically: to a temporary file in the same folder, then ``os.replace``;
   a killed command never leaves a half-written table or checkpoint behind.
+- Writes go through one layer (issue 12): an OS error becomes :class:`WriteError` naming the file
+  and the cause; output locations are checked before work (:func:`check_output`); temporary files of
+  killed writes are removed on the next start (:func:`clean_temps`); state is read through
+  :func:`read_json` / :func:`torch_load` (a damaged file is one sentence naming it); one writer per
+  output (:func:`lock`, from :mod:`dmrules.locks`).
 - Every result table carries provenance: git commit, device, library versions, the command or
   config that made it, and wall time. Parquet tables keep it in their schema metadata (key
   ``dmrules``) and :func:`read_table` returns it as ``df.attrs["provenance"]``.
@@ -23,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from dmrules.locks import lock, lock_file_of  # noqa: F401 - one writer per output (re-exported)
 
 
 # the process umask, read once (os.umask can only be read by setting it)
@@ -297,79 +304,6 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not a readable {what} (truncated or corrupt: {exc}); move it away "
                          "(or delete it) to start that part over") from None
-
-
-# ---------------------------------------------------------------------------------------------------
-# One writer per output (issue 12): an OS-level lock that dies with its process.
-
-_HELD: dict[str, list] = {}  # resolved lock file -> [fd, depth]; the lock is re-entrant within a process
-
-
-def lock_file_of(target: str | os.PathLike) -> Path:
-    """The lock file of an output (a folder or a file): ``.NAME.dmrules-lock`` beside it."""
-    target = Path(os.path.abspath(target))
-    return target.parent / f".{target.name}.dmrules-lock"
-
-
-@contextlib.contextmanager
-def lock(target: str | os.PathLike, what: str = "output") -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``target`` (a run, sample or classifier folder, a table) while
-    writing it. A second process asking for it gets a ValueError (one line: "in use by pid N"). The
-    kernel drops the lock when the process dies (kill -9 included), so a stale lock never blocks a
-    resume; the lock file is removed on release. Re-entrant within one process."""
-    import fcntl
-
-    lf = lock_file_of(target)
-    key = str(lf)
-    if key in _HELD:
-        _HELD[key][1] += 1
-        try:
-            yield
-        finally:
-            _HELD[key][1] -= 1
-        return
-    try:
-        lf.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(lf.parent, exc) from None
-    while True:
-        try:
-            fd = os.open(lf, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
-        except OSError as exc:
-            raise WriteError(lf, exc) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            finally:
-                os.close(fd)
-            raise ValueError(f"{Path(target)} is in use by another dmrules process (pid {pid}); wait for it "
-                             f"to finish (or stop it) and re-run, or use another {what}") from None
-        try:  # the holder we waited for may have removed the file: lock the file that is there now
-            same = os.fstat(fd).st_ino == os.stat(lf).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:  # the holder's pid, for the message a second writer gets (informative: a full disk may refuse it)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-    except OSError:
-        pass
-    _HELD[key] = [fd, 1]
-    try:
-        yield
-    finally:
-        _HELD[key][1] -= 1
-        if _HELD[key][1] == 0:
-            del _HELD[key]
-            try:
-                os.unlink(lf)
-            except OSError:
-                pass
-            os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Issue 12's case list, run for real as a user (and a hostile one) would: one shell command per case,
 in a fresh folder, with the expected and the observed outcome. Not part of pytest (it takes minutes and,
 for the real read-only / full-disk / permission-denied cases, root with ``mount`` and ``setpriv``);
-tests/test_faults.py and tests/fullscale/test_faults.py check the same classes fast, with OS errors
+tests/test_faults.py and tests/fullscale/test_faults_ddpm.py check the same classes fast, with OS errors
 injected at the write layer.
 
     .venv/bin/python tests/fault_cases.py --out reports/results/fault_cases.parquet --md docs/reliability.md
@@ -202,10 +202,10 @@ def _cases() -> list[Case]:
     # kills at random points: the resumed result equals an uninterrupted one, byte for byte
     rnd = "sleep 0.$((RANDOM % 10))$((RANDOM % 10))"
     c += [
-        Case("6", "train killed at a random point, then resumed", f"$D {TR} --epochs 12 --out K0 >/dev/null && "
-             f"($D {TR} --epochs 12 --out K1 >/dev/null 2>&1 & P=$!; until [ -e K1/config.json ]; do sleep 0.01; done; "
-             f"{rnd}; kill -9 $P; wait $P 2>/dev/null); $D {TR} --epochs 12 --out K1 >/dev/null && "
-             "cmp K0/checkpoint.pt K1/checkpoint.pt && echo identical", rc=0, has="identical"),
+        Case("6", "train killed at a random point, then resumed", f"$D {TR} --epochs 12 --out KT0 >/dev/null && "
+             f"($D {TR} --epochs 12 --out KT1 >/dev/null 2>&1 & P=$!; until [ -e KT1/config.json ]; do sleep 0.01; done; "
+             f"{rnd}; kill -9 $P; wait $P 2>/dev/null); $D {TR} --epochs 12 --out KT1 >/dev/null && "
+             "cmp KT0/checkpoint.pt KT1/checkpoint.pt && echo identical", rc=0, has="identical"),
         Case("6", "classifier train killed at a random point, then resumed",
              "A='classifier train --task A --arch mlp --clean --preset smoke --steps 40 --device cpu'; "
              "$D $A --out Q0 >/dev/null && ($D $A --out Q1 >/dev/null 2>&1 & P=$!; "

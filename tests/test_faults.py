@@ -1,6 +1,6 @@
 """Fault injection, part 1 (issue 12): option fuzz generated from the parsers, OS errors injected at
 the write layer, output checks before work, one writer per output, leftovers, closed pipes,
-determinism of the data artefacts. No training here (tests/fullscale/test_faults.py has that)."""
+determinism of the data artefacts. No training here (tests/fullscale/test_faults_ddpm.py has that)."""
 
 import argparse
 import errno

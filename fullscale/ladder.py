@@ -147,10 +147,12 @@ def reference(task: str, n_train: int, n_fresh: int, data_seed: int = 0) -> dict
 
 
 def run_ladder(tasks, ns, work, rt, *, rungs=DEFAULT_RUNGS, unet_root=None, n_samples: int = 256, seed: int = 0,
-               sampler: str = "ddim", steps: int = 100, eta: float = 1.0, batch: int = 64, log=print):
+               sampler: str = "ddim", steps: int = 100, eta: float = 1.0, batch: int = 64, sample: bool = True,
+               log=print):
     """Every rung on every (task, n), plus the fresh renders (the law itself) and the U-Net where
     ``unet_root/<task>-n<n>/samples/images.npy`` exists; returns the tidy DataFrame. Each finished
-    (task, n, rung) leaves WORK/<task>-n<n>/<rung>/row.json, so a re-run only does what is missing."""
+    (task, n, rung) leaves WORK/<task>-n<n>/<rung>/row.json, so a re-run only does what is missing.
+    ``sample=False`` samples nothing: finished rungs, fresh renders and U-Nets only (a partial table)."""
     import pandas as pd
 
     work = Path(work)
@@ -161,6 +163,9 @@ def run_ladder(tasks, ns, work, rt, *, rungs=DEFAULT_RUNGS, unet_root=None, n_sa
             ref = None
             # a cell keeps the sample count it was started with (seeds seed..seed+k-1 for every rung)
             k_path = cell / "samples.json"
+            if not sample and not k_path.exists():
+                log(f"[ladder] {task} n = {n}: not started (--collect): left out")
+                continue
             k = json.loads(k_path.read_text())["n_samples"] if k_path.exists() else int(n_samples)
             if not k_path.exists():
                 R.write_json(k_path, {"n_samples": k, "seed": int(seed)})
@@ -169,6 +174,9 @@ def run_ladder(tasks, ns, work, rt, *, rungs=DEFAULT_RUNGS, unet_root=None, n_sa
                 row_path = cell / name / "row.json"
                 if row_path.exists():
                     rows.append(json.loads(row_path.read_text()))
+                    continue
+                if not sample and name not in ("fresh", "unet"):
+                    log(f"[ladder] {task} n = {n} {name}: not sampled yet (--collect): left out")
                     continue
                 if name == "unet":
                     run = Path(unet_root) / f"{task}-n{n}" if unet_root else None

@@ -93,6 +93,8 @@ def register(sub) -> None:
     lad.add_argument("--unet", metavar="DIR", default=None, help="folder of U-Net runs named <task>-n<n> (optional)")
     lad.add_argument("--work", metavar="DIR", help="folder for the rungs' samples and per-rung rows (needed "
                      "unless --theory)")
+    lad.add_argument("--collect", action="store_true", help="sample nothing: a table of the rungs already "
+                     "finished under --work (plus fresh renders and U-Nets), e.g. while a long ladder runs")
     lad.add_argument("--theory", action="store_true", help="only the theory rung: the rules law (theory.RulePatches) "
                      "sampled with the exact and the patch-wise score (seconds; no --work)")
     lad.add_argument("--out", required=True, metavar="F.parquet", help="the tidy table (with provenance)")
@@ -147,8 +149,10 @@ def _ladder(args) -> int:
     rt = _runtime(args)
     t0 = time.perf_counter()
     df = ladder.run_ladder(tasks, args.n, args.work, rt, rungs=rungs, unet_root=args.unet, n_samples=args.samples,
-                           seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta, batch=args.batch)
+                           seed=args.seed, sampler=args.sampler, steps=args.steps, eta=args.eta, batch=args.batch,
+                           sample=not args.collect)
     config = {"tasks": tasks, "n": args.n, "patch": args.patch, "unet": args.unet, "samples": args.samples,
+              "collect": args.collect, "sampling_s": float(df["wall_time_s"].fillna(0).sum()) if len(df) else 0.0,
               "seed": args.seed, "sampler": args.sampler, "steps": args.steps, "eta": args.eta}
     R.write_table(df, args.out, R.provenance(config=config, wall_time_s=time.perf_counter() - t0))
     print(f"[ladder] {len(df)} rows -> {args.out}")

@@ -199,6 +199,11 @@ def test_ladder_rows_and_resume(tmp_path):
     df3 = ladder.run_ladder(["A"], [4], tmp_path, _rt(), unet_root=tmp_path / "unet", **kw)
     unet = df3.set_index("rung").loc["unet"]
     assert unet.copy_rate == 1.0 and unet.n_samples == 6 and unet.unet_images_seen == 40
+    # --collect: finished rows only, nothing sampled (a new rung and a new cell are left out)
+    more = dict(kw, rungs=kw["rungs"] + (("local", 3),))
+    df4 = ladder.run_ladder(["A", "C"], [4], tmp_path, _rt(), unet_root=tmp_path / "unet", sample=False, **more)
+    pd.testing.assert_frame_equal(df4, df3)
+    assert not (tmp_path / "A-n4" / "local-P3").exists() and not (tmp_path / "C-n4").exists()
 
 
 # ---- CLI -----------------------------------------------------------------------------------------

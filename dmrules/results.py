@@ -120,14 +120,21 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def clean_temps(folder: str | os.PathLike, recursive: bool = True, log=None) -> int:
-    """Remove temporary files that a killed :func:`atomic_path` left in ``folder`` (call it only while
-    holding the folder's :func:`lock`, so that no live writer owns them); returns how many."""
+def clean_temps(folder: str | os.PathLike, also=(), recursive: bool = False, log=None) -> int:
+    """Remove temporary files that a killed :func:`atomic_path` left in ``folder`` and in its
+    subfolders named in ``also`` (or in the whole tree with ``recursive``); returns how many.
+
+    Call it only while holding the folder's :func:`lock`, and only for folders this writer owns: a
+    subfolder may be another output with its own lock and a live writer (``dmrules sample RUN --out
+    RUN/s`` while ``train`` restarts), hence not recursive by default."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    found = [p for p in (folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"))
-             if TEMP_RE.match(p.name) and p.is_file()]
+    if recursive:
+        candidates = list(folder.rglob(".*.tmp"))
+    else:
+        candidates = [p for d in (folder, *(folder / a for a in also)) if d.is_dir() for p in d.glob(".*.tmp")]
+    found = [p for p in candidates if TEMP_RE.match(p.name) and p.is_file()]
     for p in found:
         p.unlink(missing_ok=True)
     if found and log:

@@ -83,7 +83,7 @@ def filter_samples(task: str, classifier, samples, out_dir, *, min_prob: float |
         raise ValueError(f"--min-prob must be in [0, 1), got {min_prob}")
     out = Path(out_dir)
     with R.lock(out, what="--out"):  # one writer per output folder (issue 12)
-        R.clean_temps(out, log=log)
+        R.clean_temps(out, also=("png",), log=log)
         return _filter(task, classifier, samples, out, min_prob, device, png, log)
 
 

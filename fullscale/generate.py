@@ -190,7 +190,7 @@ def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler:
         raise ValueError(f"--out {out_dir} is the run itself; give the samples their own folder (such as "
                          f"{Path(run_dir) / 'samples-extra'})")
     with R.lock(out_dir, what="--out"):
-        R.clean_temps(out_dir, log=log)
+        R.clean_temps(out_dir, also=("png", *(p.name for p in out_dir.glob("parts-*"))), log=log)
         return _sample_run(run_dir, out_dir, rt, n=n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch=batch,
                            weights=weights, png=png, guide=guide, weight=weight, variance=variance,
                            extra_meta=extra_meta, log=log)

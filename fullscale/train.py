@@ -236,7 +236,7 @@ def train(cfg, run_dir, images: np.ndarray, rt: Runtime, log=print, stop_after_i
     ctx = R.lock(run_dir, what="--out") if rt.is_main else contextlib.nullcontext()
     with ctx:
         if rt.is_main:
-            R.clean_temps(run_dir, log=log)
+            R.clean_temps(run_dir, also=("data",), log=log)
         return _train(cfg, run_dir, images, rt, log, stop_after_images)
 
 

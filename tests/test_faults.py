@@ -256,6 +256,18 @@ def test_temp_files_of_a_killed_write_are_cleaned_on_the_next_start(run_cli, tmp
     assert not leftover.exists() and keep.exists()
 
 
+def test_cleaning_leaves_a_nested_output_alone(tmp_path):
+    """train cleans RUN and RUN/data, not RUN/s: that may be a live `sample RUN --out RUN/s`'s."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "s").mkdir()
+    mine = [tmp_path / ".checkpoint.pt.ab12cd34.tmp", tmp_path / "data" / ".images.npy.zz99yy88.tmp"]
+    other = tmp_path / "s" / ".images.npy.qq11ww22.tmp"
+    for p in (*mine, other):
+        p.write_bytes(b"x")
+    assert R.clean_temps(tmp_path, also=("data",)) == 2
+    assert other.exists() and not any(p.exists() for p in mine)
+
+
 def test_truncated_images_are_rendered_again(run_cli, tmp_path):
     out = tmp_path / "d"
     assert run_cli("data", "--task", "C", "--n", "5", "--out", out)[0] == 0

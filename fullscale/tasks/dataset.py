@@ -52,7 +52,7 @@ def save_dataset(directory, images, features, meta: dict, *, png: bool = False) 
     if len(features) != len(images):
         raise ValueError(f"{len(features)} feature rows for {len(images)} images")
     directory.mkdir(parents=True, exist_ok=True)
-    R.clean_temps(directory)  # callers hold the folder's lock (the CLI locks --out / RUN)
+    R.clean_temps(directory, also=(PNG_DIR,))  # callers hold the folder's lock (the CLI locks --out / RUN)
     with R.atomic_path(directory / IMAGES) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, images, allow_pickle=False)

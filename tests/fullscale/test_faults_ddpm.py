@@ -94,6 +94,21 @@ def test_non_finite_ema_weights_stop_the_run(tmp_path, monkeypatch):
     assert not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_non_finite_optimiser_state_stops_the_run(tmp_path, monkeypatch):
+    cfg = presets.make_config("A", "unet-small", "smoke", ckpt_every_kimg=0.016)
+    real = train.Trainer.step
+
+    def poisoned(self, step):
+        loss = real(self, step)
+        next(iter(self.opt.state.values()))["exp_avg_sq"].fill_(float("inf"))
+        return loss
+
+    monkeypatch.setattr(train.Trainer, "step", poisoned)
+    with pytest.raises(train.TrainingDiverged, match="optimiser state became non-finite"):
+        train.train(cfg, tmp_path, _images(), _rt(), log=lambda m: None)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 # ---- class 2: sampling checks what it samples -----------------------------------------------------
 
 

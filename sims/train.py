@@ -79,7 +79,9 @@ class Checkpoint:
     def load(self) -> dict | None:
         if self.path is None or not self.path.exists():
             return None
-        return torch.load(self.path, weights_only=True, map_location="cpu")
+        from dmrules.results import torch_load
+
+        return torch_load(self.path, "sims checkpoint")  # a damaged file: one line naming it (issue 12)
 
     def due(self) -> bool:
         return self.path is not None and time.monotonic() - self._last >= self.every_s

@@ -56,3 +56,16 @@ def test_streams_differ_by_purpose_and_repeat_by_name():
     assert torch.equal(a, torch.rand(8, generator=stream(3, "sample")))
     for other in (stream(3, "init"), stream(4, "sample"), stream(3, "sample", 1)):
         assert _shared(a, torch.rand(8, generator=other)) == 0
+
+
+def test_damaged_sims_checkpoint_is_one_clear_error(tmp_path):
+    import pytest
+
+    from sims.train import Checkpoint
+
+    path = tmp_path / "group.pt"
+    torch.save({"step": 3, "W": torch.zeros(4)}, path)
+    path.write_bytes(path.read_bytes()[:40])  # truncated, as by a kill or a full disk
+    with pytest.raises(ValueError, match="group.pt"):
+        Checkpoint(path).load()
+    assert path.exists()  # left in place

@@ -64,7 +64,7 @@ def register(sub) -> None:
     c.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (default 1)")
     c.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     c.add_argument("--slurm-partition", default=None, help="SLURM partition (slurm launcher)")
-    c.add_argument("--slurm-gpus", type=int, default=None, help="GPUs per job (slurm launcher)")
+    c.add_argument("--slurm-gpus", type=positive_int, default=None, help="GPUs per job (slurm launcher)")
     c.add_argument("--slurm-timeout-min", type=positive_int, default=240, help="job time limit in minutes (default 240)")
     c.add_argument("--table", default=None, metavar="F.parquet", help="aggregate table (default OUT/clocks.parquet)")
     c.add_argument("--aggregate-only", action="store_true", help="run nothing: write the tables from finished evaluations")

@@ -8,49 +8,64 @@ task's features (lengths as fractions of the image width, y measured up from the
 images), ``coarse_ok`` and, for contrastive sets, ``label`` in {0, 1, 2} (1 = conforming).
 Geometry per task: the module docstrings of ``task_a`` ... ``task_d`` and docs/tasks.md.
 
-Imports only numpy and pandas (no torch, no OpenCV): ``dmrules data`` starts fast.
+The tasks are listed once, in :mod:`fullscale.tasks.registry` (each task module declares its
+renderer, evaluator hooks, rule g, coarse rule, paper constants, colour and free variable);
+``TASKS``, ``PAPER_TRAIN_SIZE`` and ``MODULES`` here are read from it. A task's data stream is
+``SeedSequence([seed, stream_id, variant])`` with the id the task declares (A-D: their historical
+0..3), or a stable hash of its name: never its position in a list (docs/tasks.md).
+
+Importing this package is cheap (the registry is standard library only; numpy, the renderer and
+the task modules load on first use), so the CLI can read its ``--task`` choices at start-up.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from . import task_a, task_b, task_c, task_d
-from .dataset import load_dataset, save_dataset
-from .raster import FAMILIES, S, composite
-
-TASKS = ("A", "B", "C", "D")
-PAPER_TRAIN_SIZE = {"A": 4000, "B": 2000, "C": 2000, "D": 2000}
-MODULES = {"A": task_a, "B": task_b, "C": task_c, "D": task_d}
+from . import registry
 
 __all__ = ["TASKS", "PAPER_TRAIN_SIZE", "FAMILIES", "S", "render", "rule_slope", "check_task",
-           "position_features", "object_names", "save_dataset", "load_dataset"]
+           "position_features", "object_names", "save_dataset", "load_dataset", "registry"]
+
+_LAZY = {"FAMILIES": "raster", "S": "raster", "composite": "raster", "save_dataset": "dataset",
+         "load_dataset": "dataset"}
+
+
+def __getattr__(name):  # PEP 562: the registry's views, and the renderer's names on first use
+    if name == "TASKS":
+        return registry.names()
+    if name == "PAPER_TRAIN_SIZE":
+        return {k: registry.get(k).paper_n for k in registry.names()}
+    if name == "MODULES":
+        return {k: registry.get(k).module for k in registry.names()}
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_task(task) -> str:
-    """The canonical task letter, or ``ValueError`` with the valid choices."""
-    name = str(task).strip().upper()
-    if name not in TASKS:
-        raise ValueError(f"unknown task {task!r}: choose one of {', '.join(TASKS)}")
-    return name
+    """The canonical task name, or ``ValueError`` (one sentence) with the valid choices."""
+    return registry.canonical(task)
 
 
 def rule_slope(task) -> float:
     """The fine rule's slope g in (rule_x, rule_y): A 1, B 1, C sqrt(2), D 1.5."""
-    return float(MODULES[check_task(task)].RULE_SLOPE)
+    return registry.get(task).rule_slope
 
 
 def position_features(task) -> tuple:
     """Feature columns describing an image's geometry (used by the memorisation check)."""
-    return tuple(MODULES[check_task(task)].POSITION_FEATURES)
+    return tuple(registry.get(task).POSITION_FEATURES)
 
 
 def object_names(task) -> tuple:
     """The task's objects, in the order their colour columns ``<object>_r/_g/_b`` appear."""
-    return tuple(MODULES[check_task(task)].OBJECTS)
+    return tuple(registry.get(task).OBJECTS)
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    import numpy as np
+
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     if value < lo or (hi is not None and value > hi):
@@ -66,9 +81,12 @@ def render(task, n: int, size: int = 32, seed: int = 0, *, contrastive: bool = F
     (column ``label``: 1 conforming, 0 and 2 deviating in opposite directions); ``violate`` breaks
     the coarse rule in every image (``coarse_ok`` False).
     """
+    import numpy as np
     import pandas as pd
 
-    task = check_task(task)
+    from .raster import composite
+
+    spec = registry.get(task)
     n = _check_int("n", n, 1)
     size = _check_int("size", size, 8, 4096)
     seed = _check_int("seed", seed, 0)
@@ -76,9 +94,10 @@ def render(task, n: int, size: int = 32, seed: int = 0, *, contrastive: bool = F
         raise ValueError("choose either contrastive or violate, not both")
     variant = 1 if contrastive else 2 if violate else 0
     # independent streams per (seed, task, variant): the contrastive set of seed 0 shares no draws
-    # with the training set of seed 0
-    rng = np.random.default_rng(np.random.SeedSequence([seed, TASKS.index(task), variant]))
-    shapes, features, labels = MODULES[task].sample(rng, n, contrastive=contrastive, violate=violate)
+    # with the training set of seed 0. The task's id is the one it declares (A-D: 0..3, so their
+    # data are what they always were) or a hash of its name: never its position in a list.
+    rng = np.random.default_rng(np.random.SeedSequence([seed, spec.stream_id, variant]))
+    shapes, features, labels = spec.sample(rng, n, contrastive=contrastive, violate=violate)
     images = composite(shapes, n, size)
     df = pd.DataFrame(features)
     if labels is not None:

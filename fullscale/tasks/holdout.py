@@ -42,9 +42,9 @@ class Band:
 
 def free_variable(task) -> str:
     """The task's declared free variable (a feature column of ``render`` and of ``extract``)."""
-    from fullscale.tasks import MODULES, check_task
+    from fullscale.tasks import registry
 
-    return str(MODULES[check_task(task)].FREE_VARIABLE)
+    return str(registry.get(task).FREE_VARIABLE)
 
 
 def allowed_names(task) -> tuple:

@@ -27,7 +27,15 @@ SUN_R = 0.1 * S
 SHADOW_T = 0.08 * S
 CLASSES = ("l_f", "r_f", "l_n", "r_n")
 SUN_X_RANGE = {"l_f": (0.0, 0.2 * S), "r_f": (0.8 * S, S), "l_n": (0.3 * S, 0.5 * S), "r_n": (0.5 * S, 0.7 * S)}
+# task registry declarations (fullscale/tasks/registry.py)
+NAME = "A"
+TITLE = "sun, pole and shadow"
+STREAM_ID = 0  # historical data-stream id: keeps every rendered Task A set byte-identical
 RULE_SLOPE = 1.0
+COARSE_RULE = "the sun and the shadow are on opposite sides of the pole"
+PAPER_N, PAPER_EPOCHS = 4000, 400
+COLOR = "#4c72b0"
+EVAL_OBJECTS = (("sun", "warm", "disc"), ("pole", "cool", "rect"), ("shadow", "grey", "rect"))
 POSITION_FEATURES = ("sun_x", "sun_y", "pole_top", "shadow_x0", "shadow_x1")
 # the held-out band's free variable (issue 14): the sun's x, a fraction of the image width
 FREE_VARIABLE = "sun_x"
@@ -82,3 +90,24 @@ def sample(rng: np.random.Generator, n: int, *, contrastive: bool = False, viola
         for k, ch in enumerate("rgb"):
             features[f"{name}_{ch}"] = col[:, k]
     return [sun, pole, shadow], features, labels
+
+
+def measured(ms, color, size) -> dict:
+    """Evaluator hook: feature columns from the measured sun (disc), pole and shadow (rects), pixels."""
+    sun, pole, shadow = ms
+    sun_x, sun_y = sun["cx"] / size, 1.0 - sun["cy"] / size
+    pole_x = 0.5 * (pole["x0"] + pole["x1"]) / size
+    pole_top, pole_bottom = 1.0 - pole["y0"] / size, 1.0 - pole["y1"] / size
+    sx0, sx1 = shadow["x0"] / size, shadow["x1"] / size
+    l1, h1 = np.abs(sun_x - pole_x), np.abs(sun_y - pole_top)
+    h2, l2 = pole_top - pole_bottom, sx1 - sx0
+    # the shadow's far end (from the pole axis) tells its side (the authors' 'd' / 's' label)
+    far_end = np.where(np.abs(sx1 - pole_x) >= np.abs(sx0 - pole_x), sx1, sx0)
+    coarse = np.sign(sun_x - pole_x) * np.sign(far_end - pole_x) < 0
+    cols = {"sun_x": sun_x, "sun_y": sun_y, "pole_x": pole_x, "pole_top": pole_top, "pole_bottom": pole_bottom,
+            "shadow_x0": sx0, "shadow_x1": sx1, "l1": l1, "h1": h1, "l2": l2, "h2": h2,
+            "rule_x": l1 * h2, "rule_y": l2 * h1, "coarse_ok": coarse}
+    for k, name in enumerate(OBJECTS):
+        for j, ch in enumerate("rgb"):
+            cols[f"{name}_{ch}"] = color[:, k, j]
+    return cols

@@ -21,7 +21,15 @@ import numpy as np
 from .raster import Rect, S, sample_colors
 
 WIDTH = 0.12 * S
+# task registry declarations (fullscale/tasks/registry.py)
+NAME = "B"
+TITLE = "two rectangles in perspective"
+STREAM_ID = 1  # historical data-stream id: keeps every rendered Task B set byte-identical
 RULE_SLOPE = 1.0
+COARSE_RULE = "the farther (right) rectangle is the shorter one"
+PAPER_N, PAPER_EPOCHS = 2000, 800
+COLOR = "#dd8452"
+EVAL_OBJECTS = (("warm", "warm", "rect"), ("cool", "cool", "rect"))
 POSITION_FEATURES = ("x1", "h1", "x2", "h2")
 # the held-out band's free variable (issue 14): the near rectangle's left edge x1 (fraction of the width)
 FREE_VARIABLE = "x1"
@@ -69,3 +77,18 @@ def sample(rng: np.random.Generator, n: int, *, contrastive: bool = False, viola
         for k, ch in enumerate("rgb"):
             features[f"{name}_{ch}"] = col[:, k]
     return [near, far], features, labels
+
+
+def measured(ms, color, size) -> dict:
+    """Evaluator hook: the near rectangle is the left one (whatever its colour), pixels -> fractions."""
+    warm, cool = ms
+    warm_left = warm["x0"] <= cool["x0"]
+    pick = lambda key, left: np.where(warm_left == left, warm[key], cool[key])  # noqa: E731
+    x1, h1 = pick("x0", True) / size, pick("height", True) / size
+    x2, h2 = pick("x0", False) / size, pick("height", False) / size
+    cols = {"x1": x1, "h1": h1, "x2": x2, "h2": h2, "rule_x": x1 * h1, "rule_y": x2 * h2, "coarse_ok": h1 > h2}
+    for name, col in (("near", np.where(warm_left[:, None], color[:, 0], color[:, 1])),
+                      ("far", np.where(warm_left[:, None], color[:, 1], color[:, 0]))):
+        for j, ch in enumerate("rgb"):
+            cols[f"{name}_{ch}"] = col[:, j]
+    return cols

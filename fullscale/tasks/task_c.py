@@ -21,8 +21,16 @@ import numpy as np
 
 from .raster import Disc, S, sample_colors
 
+# task registry declarations (fullscale/tasks/registry.py)
+NAME = "C"
+TITLE = "two tangent circles"
+STREAM_ID = 2  # historical data-stream id: keeps every rendered Task C set byte-identical
 RULE_SLOPE = float(np.sqrt(2.0))
 COARSE_RATIO = 1.05
+COARSE_RULE = f"the cool circle is the larger, r2 > {COARSE_RATIO} r1"
+PAPER_N, PAPER_EPOCHS = 2000, 1600
+COLOR = "#55a868"
+EVAL_OBJECTS = (("warm", "warm", "disc"), ("cool", "cool", "disc"))
 POSITION_FEATURES = ("r1", "r2", "c1_x", "c1_y", "c2_x", "c2_y")
 # the held-out band's free variable (issue 14): the warm circle's radius r1 (fraction of the width)
 FREE_VARIABLE = "r1"
@@ -83,3 +91,16 @@ def sample(rng: np.random.Generator, n: int, *, contrastive: bool = False, viola
         for k, ch in enumerate("rgb"):
             features[f"{name}_{ch}"] = col[:, k]
     return shapes, features, labels
+
+
+def measured(ms, color, size) -> dict:
+    """Evaluator hook: radii and centres of the measured warm and cool discs, pixels -> fractions."""
+    warm, cool = ms
+    r1, r2 = warm["r"] / size, cool["r"] / size
+    cols = {"r1": r1, "r2": r2, "c1_x": warm["cx"] / size, "c1_y": 1.0 - warm["cy"] / size,
+            "c2_x": cool["cx"] / size, "c2_y": 1.0 - cool["cy"] / size,
+            "rule_x": r1, "rule_y": r2, "coarse_ok": r2 > COARSE_RATIO * r1}
+    for k, name in enumerate(OBJECTS):
+        for j, ch in enumerate("rgb"):
+            cols[f"{name}_{ch}"] = color[:, k, j]
+    return cols

@@ -26,7 +26,15 @@ import numpy as np
 
 from .raster import Rect, S, sample_colors
 
+# task registry declarations (fullscale/tasks/registry.py)
+NAME = "D"
+TITLE = "two squares, one above the other"
+STREAM_ID = 3  # historical data-stream id: keeps every rendered Task D set byte-identical
 RULE_SLOPE = 1.5
+COARSE_RULE = "the lower square is the larger, l1 < l2"
+PAPER_N, PAPER_EPOCHS = 2000, 1000
+COLOR = "#c44e52"
+EVAL_OBJECTS = (("warm", "warm", "rect"), ("cool", "cool", "rect"))
 SIDE_RANGE = (0.16 * S, 0.32 * S)
 GAP_RANGE = (0.05 * S, 0.12 * S)
 MARGIN = 0.5
@@ -66,3 +74,26 @@ def sample(rng: np.random.Generator, n: int, *, contrastive: bool = False, viola
         for k, ch in enumerate("rgb"):
             features[f"{name}_{ch}"] = col[:, k]
     return [lower, upper], features, labels
+
+
+def measured(ms, color, size) -> dict:
+    """Evaluator hook: the upper square is the higher one (whatever its colour), pixels -> fractions."""
+    warm, cool = ms
+    warm_up = 0.5 * (warm["y0"] + warm["y1"]) <= 0.5 * (cool["y0"] + cool["y1"])
+    side = {k: 0.5 * (m["width"] + m["height"]) / size for k, m in (("warm", warm), ("cool", cool))}
+    pick = lambda a, b, up: np.where(warm_up == up, a, b)  # noqa: E731
+    l1, l2 = pick(side["warm"], side["cool"], True), pick(side["warm"], side["cool"], False)
+    cx = {k: 0.5 * (m["x0"] + m["x1"]) / size for k, m in (("warm", warm), ("cool", cool))}
+    cy = {k: 1.0 - 0.5 * (m["y0"] + m["y1"]) / size for k, m in (("warm", warm), ("cool", cool))}
+    aspect = {k: m["width"] / np.maximum(m["height"], 1e-9) for k, m in (("warm", warm), ("cool", cool))}
+    cols = {"l1": l1, "l2": l2,
+            "upper_x": pick(cx["warm"], cx["cool"], True), "upper_y": pick(cy["warm"], cy["cool"], True),
+            "lower_x": pick(cx["warm"], cx["cool"], False), "lower_y": pick(cy["warm"], cy["cool"], False),
+            "upper_aspect": pick(aspect["warm"], aspect["cool"], True),
+            "lower_aspect": pick(aspect["warm"], aspect["cool"], False),
+            "rule_x": l1, "rule_y": l2, "coarse_ok": l1 < l2}
+    for name, col in (("upper", np.where(warm_up[:, None], color[:, 0], color[:, 1])),
+                      ("lower", np.where(warm_up[:, None], color[:, 1], color[:, 0]))):
+        for j, ch in enumerate("rgb"):
+            cols[f"{name}_{ch}"] = col[:, j]
+    return cols

@@ -23,10 +23,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-TASKS = ("A", "B", "C", "D")
-PAPER_EPOCHS = {"A": 400, "B": 800, "C": 1600, "D": 1000}
-# the paper's data sizes (rules-paper protocol Sec. 1); fullscale.tasks.PAPER_TRAIN_SIZE wins if present
-PAPER_SIZES = {"A": 4000, "B": 2000, "C": 2000, "D": 2000}
+from fullscale.tasks import registry
+
 PRESET_NAMES = ("paper", "cpu", "smoke")
 
 
@@ -96,20 +94,21 @@ class RunConfig:
         return cls(**d, perf=perf)
 
 
-def _paper_size(task: str) -> int:
-    try:
-        from fullscale import tasks
-
-        size = tasks.PAPER_TRAIN_SIZE
-        return int(size[task] if isinstance(size, dict) else size)
-    except (ImportError, AttributeError, KeyError, TypeError):
-        return PAPER_SIZES[task]
+def __getattr__(name):  # PEP 562: the task constants are the registry's (each task module declares them)
+    if name == "TASKS":
+        return registry.names()
+    if name == "PAPER_EPOCHS":  # the rules paper's epochs per task (protocol Sec. 1)
+        return {k: registry.get(k).paper_epochs for k in registry.names()}
+    if name == "PAPER_SIZES":  # the paper's training-set sizes (protocol Sec. 1)
+        return {k: registry.get(k).paper_n for k in registry.names()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _paper(task: str, model: str) -> dict:
-    n = _paper_size(task)
+    spec = registry.get(task)
+    n = spec.paper_n
     lr = 2e-4 if model.startswith("dit") else 3e-4 * math.sqrt(256 / 16)
-    return dict(n_train=n, epochs=PAPER_EPOCHS[task], batch=256, lr=lr, warmup_kimg=32.0,
+    return dict(n_train=n, epochs=spec.paper_epochs, batch=256, lr=lr, warmup_kimg=32.0,
                 ema_halflife_kimg=50.0, ckpt_every_kimg=200.0, log_every_kimg=20.0,
                 n_samples=3000, sampler="ddpm", sample_steps=999, sample_batch=1500)
 
@@ -140,8 +139,7 @@ def make_config(task: str, model: str, preset: str, perf: Performance | None = N
     """The preset's config for (task, model), with ``overrides`` (None values ignored)."""
     from fullscale.models import MODELS
 
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    task = registry.canonical(task)  # one sentence naming the choices when unknown
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_NAMES)}")
     if model not in MODELS:

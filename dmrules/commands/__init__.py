@@ -95,3 +95,45 @@ def parse_names(text: str) -> list[str]:
     """argparse type for comma-separated names, e.g. ``--networks patchwise,joint`` (empty items dropped;
     the command checks the names)."""
     return [x for x in text.split(",") if x]
+
+
+# tasks: the registry (fullscale.tasks.registry, standard library only: cheap at start-up) is the one list
+def task_choices() -> tuple:
+    """Every registered task's name (A, B, C, D and any registered task), for metavars and defaults."""
+    from fullscale.tasks import registry
+
+    return registry.names()
+
+
+def task_metavar() -> str:
+    return "|".join(task_choices())
+
+
+def paper_tasks() -> tuple:
+    """The rules paper's own tasks (A-D, the registry's built-in ones): the authors' evaluator covers only these."""
+    from fullscale.tasks import registry
+
+    return tuple(registry.BUILTIN)
+
+
+def task_name(text: str) -> str:
+    """argparse type for ``--task``: a registered task's name (case-insensitive), else one line naming the choices."""
+    from fullscale.tasks import registry
+
+    try:
+        return registry.canonical(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def task_names(text: str) -> list[str]:
+    """argparse type for ``--tasks A,C``: comma-separated registered task names (at least one)."""
+    from fullscale.tasks import registry
+
+    items = [x.strip() for x in str(text).split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"give at least one task, e.g. {','.join(registry.names())}")
+    try:
+        return [registry.canonical(x) for x in items]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

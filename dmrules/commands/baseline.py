@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmrules.commands import nonneg_int, positive_int, positive_ints, unit_float
-
-TASKS = ("A", "B", "C", "D")
+from dmrules.commands import nonneg_int, paper_tasks, positive_int, positive_ints, task_name, task_names, unit_float
 DENOISERS = ("empirical", "local", "gaussian")  # = fullscale.baselines.DENOISERS (not imported: start-up)
 
 BASELINE_EXAMPLE = """\
@@ -34,18 +32,7 @@ U-Net runs are read from UNET/<task>-n<n>/ (made by `dmrules run --preset cpu --
 Each finished (task, n, rung) is kept under WORK, so a re-run only does what is missing."""
 
 
-def _task(text: str) -> str:
-    name = text.strip().upper()
-    if name not in TASKS:
-        raise argparse.ArgumentTypeError(f"unknown task {text!r}: choose one of {', '.join(TASKS)}")
-    return name
-
-
-def _tasks(text: str) -> list[str]:
-    names = [_task(t) for t in text.split(",") if t.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated tasks (A, B, C, D), got {text!r}")
-    return names
+_task, _tasks = task_name, task_names  # the task registry (fullscale/tasks/registry.py)
 
 
 def _sampler_args(p: argparse.ArgumentParser) -> None:
@@ -87,7 +74,7 @@ def register(sub) -> None:
                          description="Sample every rung (empirical, local P, gaussian), evaluate it (precise protocol + "
                          "novelty against fresh renders) beside the U-Net at the same n; one tidy parquet.\n\n"
                          + LADDER_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    lad.add_argument("--tasks", type=_tasks, default=["A", "B", "C", "D"], help="comma-separated tasks (default A,B,C,D)")
+    lad.add_argument("--tasks", type=_tasks, default=list(paper_tasks()), help="comma-separated tasks (default A,B,C,D)")
     lad.add_argument("--n", type=positive_ints, default=[64, 1024], help="training set sizes (default 64,1024)")
     lad.add_argument("--patch", type=positive_ints, default=[3, 5, 9, 15, 32], help="local rungs' P (default 3,5,9,15,32)")
     lad.add_argument("--unet", metavar="DIR", default=None, help="folder of U-Net runs named <task>-n<n> (optional)")

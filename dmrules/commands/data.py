@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from dmrules.commands import positive_int
-
-TASK_CHOICES = ("A", "B", "C", "D")  # = fullscale.tasks.TASKS (not imported here: start-up time)
+from dmrules.commands import positive_int, task_metavar, task_name
 
 DATA_EXAMPLE = """\
 examples:
@@ -35,13 +33,6 @@ examples:
 PATH: a data set directory, an .npy array [N, H, W, 3] (uint8, or floats in [0, 1] / [-1, 1]) or a
 folder of images of any size. Unreadable or garbage images count as parse failures.
 """
-
-
-def _task(text: str) -> str:
-    name = text.strip().upper()
-    if name not in TASK_CHOICES:
-        raise argparse.ArgumentTypeError(f"unknown task {text!r}: choose one of {', '.join(TASK_CHOICES)}")
-    return name
 
 
 def _seed(text: str) -> int:
@@ -70,7 +61,8 @@ def register(subparsers) -> None:
         description="Render a task's images directly at the requested size (exact anti-aliasing, no "
                     "plotting library) with their ground-truth features.",
         epilog=DATA_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data.add_argument("--task", required=True, type=_task, metavar="A|B|C|D", help="which task")
+    data.add_argument("--task", required=True, type=task_name, metavar=task_metavar(),
+                      help="which task (the task registry: fullscale/tasks/registry.py)")
     data.add_argument("--n", type=positive_int, default=None,
                       help="number of images (default: the paper's training size, A 4000, B-D 2000)")
     data.add_argument("--size", type=positive_int, default=32, help="image side in pixels (default 32)")
@@ -91,7 +83,7 @@ def register(subparsers) -> None:
         description="Measure each image's features from its pixels and report the rules paper's metrics: "
                     "parse failures, coarse violations, OLS fit of rule_y on rule_x, R^2, rule-conforming %.",
         epilog=EVAL_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ev.add_argument("--task", required=True, type=_task, metavar="A|B|C|D", help="which task's rules")
+    ev.add_argument("--task", required=True, type=task_name, metavar=task_metavar(), help="which task's rules")
     ev.add_argument("path", metavar="PATH", help="data set directory, .npy array or folder of images")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ev.add_argument("--train", metavar="DIR",

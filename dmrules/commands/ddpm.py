@@ -9,9 +9,9 @@ import argparse
 import json
 import sys
 
-from dmrules.commands import nonneg_float, nonneg_int, number, positive_float, positive_int, unit_float
+from dmrules.commands import (nonneg_float, nonneg_int, number, positive_float, positive_int, task_metavar, task_name,
+                              unit_float)
 
-TASKS = ("A", "B", "C", "D")
 MODELS = ("unet", "unet-small", "unet-small-p2", "dit-s2", "dit-b2", "mlp")
 PRESETS = ("paper", "cpu", "smoke")
 STEPS = number(int, lo=1, hi=999)  # sampler steps: the DDPM schedule has 999
@@ -48,8 +48,9 @@ def _perf_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
-    p.add_argument("--task", required=True, choices=TASKS, help="which task (A sun/pole/shadow, B perspective, "
-                   "C tangent circles, D squares)")
+    p.add_argument("--task", required=True, type=task_name, metavar=task_metavar(),
+                   help="which task (A sun/pole/shadow, B perspective, C tangent circles, D squares; any task "
+                   "in the registry, fullscale/tasks/registry.py)")
     p.add_argument("--model", default="unet", choices=MODELS,
                    help="denoiser (default unet: the paper's U-Net; the cpu preset makes it unet-small-p2, "
                    "smoke unet-small)")
@@ -114,6 +115,11 @@ def register(sub) -> None:
                        description="data -> train -> sample -> evaluate for one task and model.\n\n" + RUN_EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _run_args(r, "run directory (created; re-running skips finished phases)")
+    seeds = r.add_argument_group("seeds of `run` (part of the run's identity; --seed is the training seed)")
+    seeds.add_argument("--data-seed", type=nonneg_int, default=None,
+                       help="seed of the rendered training set (default 0: the data every run so far used)")
+    seeds.add_argument("--sample-seed", type=nonneg_int, default=None,
+                       help="sample k uses seed SAMPLE_SEED+k (default 0)")
     r.add_argument("--export", metavar="DIR", help="also copy the small result files (eval, points, summary, "
                    "grid, stats, config) to DIR, e.g. reports/results/ddpm_paper/A_unet")
     r.set_defaults(func=_run, _prog=r.prog)
@@ -138,6 +144,7 @@ def _config(args):
         steps = 50
     cfg = make_config(args.task, args.model, args.preset, perf=_perf(args), batch=args.batch, lr=args.lr,
                       epochs=args.epochs, n_train=args.n_train, seed=args.seed,
+                      data_seed=getattr(args, "data_seed", None), sample_seed=getattr(args, "sample_seed", None),
                       ema_halflife_kimg=args.ema_halflife_kimg, warmup_kimg=args.warmup_kimg,
                       ckpt_every_kimg=args.ckpt_every_kimg, n_samples=args.n_samples, sampler=args.sampler,
                       sample_steps=steps,

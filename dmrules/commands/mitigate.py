@@ -12,9 +12,7 @@ import math
 import time
 
 from dmrules import UsageError
-from dmrules.commands import nonneg_int, number, positive_float, positive_int
-
-TASKS = ("A", "B", "C", "D")
+from dmrules.commands import nonneg_int, number, paper_tasks, positive_float, positive_int, task_metavar, task_name, task_names
 ARCHS = ("unet", "mlp", "conv", "resnet8")
 PRESETS = ("paper", "cpu", "smoke")
 
@@ -66,12 +64,7 @@ def _device(name: str) -> str:
         raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
 
 
-def _tasks(text: str) -> list[str]:
-    tasks = [t.strip().upper() for t in text.split(",") if t.strip()]
-    bad = [t for t in tasks if t not in TASKS]
-    if bad or not tasks:
-        raise argparse.ArgumentTypeError(f"tasks must be a comma-separated subset of {','.join(TASKS)}, got {text!r}")
-    return tasks
+_tasks = task_names  # comma-separated registered tasks (fullscale/tasks/registry.py)
 
 
 def register(sub) -> None:
@@ -83,7 +76,7 @@ def register(sub) -> None:
     t = csub.add_parser("train", help="train one classifier and report its held-out accuracy",
                         description="Train a rule classifier (CE, optional + 0.5 NT-Xent).\n\n" + TRAIN_EXAMPLE,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--task", required=True, choices=TASKS, help="which task's contrastive data")
+    t.add_argument("--task", required=True, type=task_name, metavar=task_metavar(), help="which task's contrastive data")
     t.add_argument("--arch", default=None, choices=ARCHS,
                    help="network (default: unet when --noisy, resnet8 when --clean)")
     kind = t.add_mutually_exclusive_group()
@@ -111,7 +104,7 @@ def register(sub) -> None:
     s = csub.add_parser("sweep", help="train every classifier of a preset and tabulate held-out accuracy",
                         description="Classifier accuracy per task x arch (noisy and clean).\n\n" + SWEEP_EXAMPLE,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--tasks", type=_tasks, default=list(TASKS), help="comma-separated tasks (default A,B,C,D)")
+    s.add_argument("--tasks", type=_tasks, default=list(paper_tasks()), help="comma-separated tasks (default A,B,C,D)")
     s.add_argument("--preset", default="cpu", choices=PRESETS, help="classifier preset (default cpu)")
     s.add_argument("--nt-xent", action="store_true", help="also train every classifier with + 0.5 NT-Xent")
     s.add_argument("--work", metavar="DIR", help="where the classifiers live (default: OUT without .parquet + .work)")
@@ -123,7 +116,7 @@ def register(sub) -> None:
                        description="Pixel-space filtering with a rule classifier.\n\n" + FILTER_EXAMPLE,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("samples", metavar="SAMPLES", help="a sample folder (images.npy or png/), an .npy file or PNGs")
-    f.add_argument("--task", required=True, choices=TASKS, help="the samples' task")
+    f.add_argument("--task", required=True, type=task_name, metavar=task_metavar(), help="the samples' task")
     f.add_argument("--classifier", required=True, metavar="C", help="a classifier directory (`dmrules classifier "
                    "train --clean`)")
     f.add_argument("--min-prob", type=number(float, lo=0, hi=1, hi_open=True), default=None,

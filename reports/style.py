@@ -40,7 +40,24 @@ COLORS = {
     "violation": "#000000",
     "memorised": "#8c564b",
 }
-TASK_COLORS = {"A": "#4c72b0", "B": "#dd8452", "C": "#55a868", "D": "#c44e52"}
+
+
+class _TaskColors(dict):
+    """Task -> colour, as each task module declares it (``COLOR``); a task registered later is looked up."""
+
+    def __missing__(self, task):
+        from fullscale.tasks import registry
+
+        return registry.get(task).color
+
+
+def _task_colors() -> _TaskColors:
+    from fullscale.tasks import registry
+
+    return _TaskColors({t: registry.get(t).color for t in registry.names()})
+
+
+TASK_COLORS = _task_colors()  # A "#4c72b0", B "#dd8452", C "#55a868", D "#c44e52"
 WIDTH = 11.0  # inches: a full-width figure (one row of 2-4 panels)
 PANEL_HEIGHT = 3.6  # inches per row of panels
 

@@ -22,8 +22,9 @@ import math
 from dataclasses import dataclass
 
 from fullscale.classify.nets import ARCHS, CLEAN_ARCHS, NOISY_ARCHS
+from fullscale.tasks import registry
 
-TASKS = ("A", "B", "C", "D")
+TASKS = registry.names()  # at import; make_config checks the live registry (fullscale/tasks/registry.py)
 PRESET_NAMES = ("paper", "cpu", "smoke")
 # the test-set seed is data_seed + this offset, so held-out images never share draws with training ones
 TEST_SEED_OFFSET = 10_000
@@ -106,9 +107,7 @@ PRESETS = {"paper": _paper, "cpu": _cpu, "smoke": _smoke}
 
 def make_config(task: str, arch: str, noisy: bool, preset: str, **overrides) -> ClassifierConfig:
     """The preset's config with ``overrides`` (None values ignored); ValueError on bad values."""
-    task = str(task).upper()
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    task = registry.canonical(task)  # one sentence naming the choices when unknown
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESET_NAMES)}")
     if arch not in ARCHS:

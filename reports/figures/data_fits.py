@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from fullscale.tasks import registry
 from reports.pipeline import Figure, Result
 
-TASKS = ("A", "B", "C", "D")
-SIZES = {"A": 4000, "B": 2000, "C": 2000, "D": 2000}
+TASKS = registry.names()  # the task registry (fullscale/tasks/registry.py)
+SIZES = {t: registry.get(t).paper_n for t in TASKS}  # the paper's training-set sizes
 DATA32 = {t: Result(f"data_{t}_32", {"default": ["data", "--task", t, "--n", str(SIZES[t]), "--seed", "0"]}, suffix="")
           for t in TASKS}
 DATA64 = {t: Result(f"data_{t}_64", {"default": ["data", "--task", t, "--n", "1000", "--size", "64", "--seed", "0"]},

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fullscale.tasks import registry
 from reports.pipeline import Figure
 
-TASKS = ("A", "B", "C", "D")
+TASKS = registry.names()  # the task registry (fullscale/tasks/registry.py)
 N_TRAIN = 5
 CAPTIONS = {
     "A": ("sun, pole, shadow", "short shadow", "long shadow", "sun's side"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fullscale.tasks import registry
 from reports.figures.ddpm_runs import CPU_RUN, all_runs, budget
 from reports.pipeline import Figure
 
@@ -30,7 +31,7 @@ def _conform_rows(inputs: dict) -> list[dict]:
         if train.get("conform_pct") is not None and run["preset"] == "paper":
             rows.append({"task": t, "source": "ours: training images", "kind": "training",
                          "conform_pct": train["conform_pct"]})
-    for t in "ABCD":
+    for t in registry.names():
         for kind in ("train", "gen"):
             ref = REFERENCE.get(f"rules.conform_{kind}.{t}")
             if ref is not None and ref.value is not None:
@@ -57,7 +58,7 @@ def _draw_conform(inputs: dict, out_dir: Path) -> list[Path]:
         palette[s] = c
     fig, ax = plt.subplots(figsize=(9, 3.8))
     sns.barplot(df, x="task", y="conform_pct", hue="source", hue_order=order, palette=palette, ax=ax,
-                order=[t for t in "ABCD" if t in set(df["task"])])
+                order=[t for t in registry.names() if t in set(df["task"])])
     for container in ax.containers:
         ax.bar_label(container, fmt="%.0f", fontsize=6.5, padding=1)
     ax.set_ylim(0, 108)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from fullscale.tasks import registry
 from reports.pipeline import COMMITTED, Figure
 
-TASKS = ("A", "B", "C", "D")
+TASKS = registry.names()  # the task registry (fullscale/tasks/registry.py)
 CLASSIFIER_TABLES = (COMMITTED / "mitigation_classifiers_paper.parquet",
                      COMMITTED / "mitigation_classifiers_cpu.parquet")
 GUIDANCE_TABLES = (COMMITTED / "mitigation_guidance_paper.parquet", COMMITTED / "mitigation_guidance_cpu.parquet")

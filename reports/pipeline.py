@@ -37,7 +37,8 @@ from reports import stamps
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / "cache"
-FIGURE_DIR = ROOT / "figures"
+FIGURE_DIR = ROOT / "plots"  # drawn PNG/MD files; the modules that draw them stay in reports/figures/
+OLD_FIGURE_DIR = ROOT / "figures"  # where drawn files lived before issue 13 (stamps may still name it)
 COMMITTED = ROOT / "results"
 PRESETS = ("default", "full")
 
@@ -275,13 +276,21 @@ def _rows(fig: Figure, inputs: dict) -> list[dict]:
     return [comparison(r, fig.name).to_dict() for r in (fig.paper_vs_ours(inputs) or [])]
 
 
+def _moved(path: Path, layout: Layout) -> Path:
+    """A drawn file a stamp names under the old ``reports/figures/`` folder, now under ``layout.figures``
+    (issue 13 moved the outputs apart from the modules; cached figures stay cached)."""
+    if path.parent == OLD_FIGURE_DIR and not path.exists() and (layout.figures / path.name).exists():
+        return layout.figures / path.name
+    return path
+
+
 def _draw(fig: Figure, inputs: dict, provs: dict, preset: str, layout: Layout, redraw: bool, log) -> dict:
     fp = stamps.fingerprint(fig, preset, provs, layout.committed, extra_roots=(COMMITTED,))
     stamp_path = layout.stamps / f"{fig.name}.json"
     rec = _record(fig, fig.name, preset, provenance=provs, fingerprint=fp)
     if not redraw and stamp_path.exists():
         stamp = json.loads(stamp_path.read_text())
-        files = [Path(f) for f in stamp.get("files", [])]
+        files = [_moved(Path(f), layout) for f in stamp.get("files", [])]
         if stamp.get("fingerprint") == fp and all(f.exists() for f in files):
             log(f"[cached] figure {fig.name}")
             rec.update(status="cached" if files else "empty", files=files, rows=stamp.get("rows", []),
@@ -321,7 +330,7 @@ def _earlier(fig: Figure, preset: str, layout: Layout) -> dict | None:
     if not stamp_path.exists():
         return None
     stamp = json.loads(stamp_path.read_text())
-    files = [Path(f) for f in stamp.get("files", [])]
+    files = [_moved(Path(f), layout) for f in stamp.get("files", [])]
     if stamp.get("preset") != preset or not all(f.exists() for f in files):
         return None
     return _record(fig, fig.name, preset, status="earlier", files=files, rows=stamp.get("rows", []),

@@ -1,2 +1,2 @@
 """One module per figure or table; each defines ``FIGURES: list[reports.pipeline.Figure]``.
-The drawn files are written next to these modules, as ``reports/figures/<name>.png`` (or .md)."""
+The drawn files go to their own folder, apart from these modules: ``reports/plots/<name>.png`` (or .md)."""

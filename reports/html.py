@@ -1,14 +1,17 @@
 """Renders the report's blocks (see :mod:`reports.report`) as one self-contained HTML page.
 
-No dependency: the page has its own small stylesheet, images by relative path (open the file
-locally), and a converter for the markdown subset the figure modules write (tables, paragraphs,
-lists, headings, ``code``, **bold**, [links](url), images).
+Markdown goes through a kept library, ``markdown-it-py`` (CommonMark plus GFM tables; issue 13
+replaced the hand-written converter): the figure modules' ``.md`` files and every inline text
+(``code``, **bold**, *italics*, [links](url), images). Raw HTML in the markdown is escaped, not
+passed through. The page has its own small stylesheet and images by relative path (open the file
+locally). ``tests/reports/test_html.py`` parses the page and checks that every table, image and
+heading survived.
 """
 
 from __future__ import annotations
 
 import html as _html
-import re
+from functools import lru_cache
 
 CSS = """
 body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #222;
@@ -28,40 +31,18 @@ nav a { margin-right: 1em; }
 strong { color: #111; }
 """
 
-_LINK = re.compile(r"(!?)\[([^\]]+)\]\(([^)\s]+)\)")
-_BOLD = re.compile(r"\*\*([^*]+)\*\*")
-_ITALIC = re.compile(r"(?<![*\w])\*(\S[^*]*?)\*(?![*\w])")
 
+@lru_cache(maxsize=1)
+def _parser():
+    from markdown_it import MarkdownIt
 
-def _plain(text: str) -> str:
-    """Code spans (left alone), then bold and italics, HTML-escaped."""
-    out = []
-    for part in re.split(r"(`[^`]*`)", text):
-        if len(part) >= 2 and part.startswith("`") and part.endswith("`"):
-            out.append(f"<code>{_html.escape(part[1:-1])}</code>")
-        else:
-            out.append(_ITALIC.sub(r"<em>\1</em>", _BOLD.sub(r"<strong>\1</strong>", _html.escape(part, quote=False))))
-    return "".join(out)
+    # CommonMark, GFM tables; raw HTML off (escaped): a figure's text cannot inject markup
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def inline(text: str) -> str:
-    """Inline markdown to HTML: links and images first (their labels may hold code), then the rest."""
-    text, out, pos = str(text), [], 0
-    for m in _LINK.finditer(text):
-        out.append(_plain(text[pos:m.start()]))
-        bang, label, url = m.groups()
-        url = _html.escape(url)
-        out.append(f'<img alt="{_html.escape(label)}" src="{url}">' if bang else f'<a href="{url}">{_plain(label)}</a>')
-        pos = m.end()
-    out.append(_plain(text[pos:]))
-    return "".join(out)
-
-
-def _split_row(line: str) -> list[str]:
-    s = line.strip()
-    s = s[1:] if s.startswith("|") else s
-    s = s[:-1] if s.endswith("|") and not s.endswith("\\|") else s
-    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", s)]
+    """Inline markdown (code, bold, italics, links, images) to HTML, without a paragraph around it."""
+    return _parser().renderInline(str(text))
 
 
 def _table(columns, rows) -> str:
@@ -70,49 +51,15 @@ def _table(columns, rows) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def markdown(text: str) -> str:
-    """The markdown subset used by figure modules' .md files, as HTML."""
-    out, para, lines = [], [], str(text).splitlines()
-
-    def flush():
-        if para:
-            out.append(f"<p>{inline(' '.join(para))}</p>")
-            para.clear()
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        if stripped.startswith("|"):
-            flush()
-            block = []
-            while i < len(lines) and lines[i].strip().startswith("|"):
-                block.append(lines[i])
-                i += 1
-            rows = [_split_row(b) for b in block if not re.fullmatch(r"\|?[\s:|-]+\|?", b.strip())]
-            if rows:
-                out.append(_table(rows[0], rows[1:]))
-            continue
-        if stripped.startswith(("- ", "* ")):
-            flush()
-            items = []
-            while i < len(lines) and lines[i].strip().startswith(("- ", "* ")):
-                items.append(f"<li>{inline(lines[i].strip()[2:])}</li>")
-                i += 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-            continue
-        m = re.match(r"(#{1,6})\s+(.*)", stripped)
-        if m:
-            flush()
-            level = min(len(m.group(1)) + 2, 6)  # nested under the figure's own heading
-            out.append(f"<h{level}>{inline(m.group(2))}</h{level}>")
-        elif not stripped:
-            flush()
-        else:
-            para.append(stripped)
-        i += 1
-    flush()
-    return "\n".join(out)
+def markdown(text: str, shift: int = 2) -> str:
+    """A figure module's markdown as HTML; its headings move ``shift`` levels down (nested under the
+    figure's own heading, at most h6)."""
+    md = _parser()
+    tokens = md.parse(str(text))
+    for tok in tokens:
+        if tok.type in ("heading_open", "heading_close"):
+            tok.tag = f"h{min(int(tok.tag[1]) + shift, 6)}"
+    return md.renderer.render(tokens, md.options, {}).strip()
 
 
 def render(blocks: list, title: str = "report") -> str:

@@ -279,6 +279,7 @@ def test_html_renders_the_markdown_the_figures_write():
     assert html.inline("[`fl_fig2`](#fig-fl-fig2) is *the* **analogue** of `a<b`") == (
         '<a href="#fig-fl-fig2"><code>fl_fig2</code></a> is <em>the</em> <strong>analogue</strong> of <code>a&lt;b</code>')
     page = html.markdown("| a | b \\| c |\n|---|---|\n| 1 | x |\n\nSome text\ncontinued.\n\n- one\n- two\n")
+    page = " ".join(page.split()).replace("> <", "><")  # markdown-it-py puts newlines between tags
     assert "<th>b | c</th>" in page and "<td>1</td><td>x</td>" in page
     assert "<p>Some text continued.</p>" in page and "<ul><li>one</li><li>two</li></ul>" in page
     _assert_balanced(html.render([report.H(1, "T"), report.P("p"), report.H(2, "S", "s"), ("md", "| a |\n|---|\n| 1 |")]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fullscale.tasks import registry
 from reports.figures.ddpm_runs import CPU_RUN
 from reports.pipeline import COMMITTED, Figure, Result
 
@@ -69,7 +70,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
 
     df = _table(inputs)
     r2 = df[df.metric == "r2"]
-    tasks = [t for t in "ABCD" if t in set(r2.task)]
+    tasks = [t for t in registry.names() if t in set(r2.task)]
     if not tasks:
         return []
     gen_sets = list(dict.fromkeys(r2[r2.kind == "generated"].set))
@@ -118,7 +119,7 @@ def _markdown(df, out_dir: Path) -> Path:
     from reports.reference import REFERENCE
 
     rows = []
-    for task in [t for t in "ABCD" if t in set(df.task)]:
+    for task in [t for t in registry.names() if t in set(df.task)]:
         ref = REFERENCE[f"rules.gen_fit.{task}"]
         rows.append({"task": task, "set": "paper (authors' evaluator, their samples)", "evaluator": "authors'",
                      "n": "", "R²": f"{ref.values['r2']:.2f}", "slope": f"{ref.values['slope']:.2f}",
@@ -153,7 +154,7 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
 
     df = _table(inputs)
     rows = []
-    for task in [t for t in "ABCD" if t in set(df.task)]:
+    for task in [t for t in registry.names() if t in set(df.task)]:
         m = {(r.protocol, r.metric): r for r in df[(df.task == task) & (df.kind == "ceiling")].itertuples()}
         c, p = m.get(("paper", "r2")), m.get(("paper", "parse_rate"))
         if c is not None and c.value == c.value:

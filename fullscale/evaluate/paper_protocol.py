@@ -96,6 +96,9 @@ class Settings:
     bgr: bool = False  # arrays are RGB unless this says they are already BGR
 
     def check(self, task: str, pipeline: str) -> "Settings":
+        if (task, pipeline) not in RECIPES:  # a task added through the registry has no authors' recipe
+            covered = ", ".join(sorted({t for t, _ in RECIPES}))
+            raise ValueError(f"the authors' evaluator covers tasks {covered} only, not {task!r}; use --protocol precise")
         names = [r.name for r in RECIPES[(task, pipeline)]]
         if self.recipe is not None and self.recipe not in names:
             raise ValueError(f"unknown recipe {self.recipe!r} for Task {task} {pipeline}; choose from {', '.join(names)}")

@@ -215,3 +215,14 @@ def test_toy_task_data_evaluate_train_sample(toy, tmp_path, capsys):
     assert ev["task"] == "toy" and ev["n"] == cfg["n_samples"]
     samples = np.load(run / "samples" / "images.npy")
     assert samples.shape == (cfg["n_samples"], 32, 32, 3) and samples.dtype == np.uint8
+
+
+def test_toy_task_has_no_paper_protocol_and_says_so(toy, tmp_path, capsys):
+    from dmrules.cli import main
+
+    data = tmp_path / "d"
+    assert main(["data", "--task", "toy", "--n", "6", "--out", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--task", "toy", str(data), "--protocol", "paper"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "covers tasks A, B, C, D only, not 'toy'" in err

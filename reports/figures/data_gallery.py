@@ -28,6 +28,8 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     cols = N_TRAIN + 3 + 2
     fig, axes = plt.subplots(len(TASKS), cols, figsize=(cols * 1.25, len(TASKS) * 1.45))
     for r, task in enumerate(TASKS):
+        # a task added through the registry: its title, and generic labels for the other columns
+        caption = CAPTIONS.get(task, (registry.get(task).title, "class 0", "class 2", "violation"))
         train, _ = tasks.render(task, N_TRAIN, seed=100)
         con, cf = tasks.render(task, 30, seed=100, contrastive=True)
         bad, _ = tasks.render(task, 2, seed=100, violate=True)
@@ -41,10 +43,10 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             if r == 0 or c >= N_TRAIN:
                 ax.set_title(name, fontsize=7)
             if c == 0:
-                ax.set_ylabel(f"Task {task}\n{CAPTIONS[task][0]}", fontsize=8)
-        axes[r, N_TRAIN + 1].set_xlabel(CAPTIONS[task][1], fontsize=6.5)
-        axes[r, N_TRAIN + 2].set_xlabel(CAPTIONS[task][2], fontsize=6.5)
-        axes[r, N_TRAIN + 3].set_xlabel(CAPTIONS[task][3], fontsize=6.5)
+                ax.set_ylabel(f"Task {task}\n{caption[0]}", fontsize=8)
+        axes[r, N_TRAIN + 1].set_xlabel(caption[1], fontsize=6.5)
+        axes[r, N_TRAIN + 2].set_xlabel(caption[2], fontsize=6.5)
+        axes[r, N_TRAIN + 3].set_xlabel(caption[3], fontsize=6.5)
     fig.subplots_adjust(wspace=0.08, hspace=0.45)
     return [style.save(fig, out_dir / "data_gallery.png")]
 

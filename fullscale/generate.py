@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dmrules import results as R
-from fullscale import diffusion
+from fullscale import diffusion, objectives, samplers
 from fullscale.models import build
 from fullscale.presets import RunConfig
 from fullscale.runtime import Runtime, inference_fn, prepare
@@ -74,14 +74,19 @@ def load_denoiser(run_dir, rt: Runtime, weights: str = "ema"):
 
 
 def sample_images(net_fn, n: int, image_size: int, rt: Runtime, *, seed: int = 0, sampler: str = "ddpm",
-                  steps: int = 999, eta: float = 0.0, batch: int = 256, parts_dir=None, guide=None, weight=1.0,
-                  variance: str = "beta", offset=None, log=print) -> np.ndarray:
-    """uint8 [n, H, W, 3] samples; seeds seed..seed+n-1; batches padded to ``batch`` (one compiled shape)."""
+                  steps: int = 50, eta: float = 0.0, batch: int = 256, parts_dir=None, guide=None, weight=1.0,
+                  variance: str = "beta", offset=None, log=print, objective: str = "eps",
+                  spacing: str = "even") -> np.ndarray:
+    """uint8 [n, H, W, 3] samples; seeds seed..seed+n-1; batches padded to ``batch`` (one compiled shape).
+
+    ``sampler``: a name of :mod:`fullscale.samplers` (refused with one sentence when it does not fit
+    the ``objective`` the model was trained with); ``steps``: its step count (ddpm: always T-1)."""
     from tqdm import tqdm
 
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"sampler must be ddpm or ddim, got {sampler!r}")
-    n_steps = 999 if sampler == "ddpm" else int(steps)
+    samplers.check_pair(sampler, objective)
+    obj = objectives.get(objective)
+    process = obj.process
+    n_steps = samplers.network_calls(sampler, steps, getattr(process, "T", 0))
     batch = max(1, min(int(batch), n))
     shape = (3, image_size, image_size)
     parts_dir = Path(parts_dir) if parts_dir else None
@@ -96,19 +101,24 @@ def sample_images(net_fn, n: int, image_size: int, rt: Runtime, *, seed: int = 0
             todo.append((start, end, part))
     if parts_dir and len(todo) < -(-n // batch):
         log(f"[sample] resuming: {n - sum(e - s for s, e, _ in todo)} of {n} samples already done")
-    bar = tqdm(total=sum(e - s for s, e, _ in todo) * n_steps, unit="img-step", unit_scale=True, disable=None,
+    ticks = n_steps if sampler == "ddpm" else int(steps)  # progress() is called once per sampler step
+    bar = tqdm(total=sum(e - s for s, e, _ in todo) * ticks, unit="img-step", unit_scale=True, disable=None,
                desc=f"sample {sampler} x{n_steps}", dynamic_ncols=True)
     t0, done, total = time.perf_counter(), 0, sum(e - s for s, e, _ in todo)
     for start, end, part in todo:
         seeds = torch.arange(seed + start, seed + start + batch, dtype=torch.int64, device=rt.device)  # padded
-        x = diffusion.initial_noise(seeds, shape).to(rt.device)
-        progress = lambda i: bar.update(end - start)  # noqa: E731
+        x = samplers.initial_noise(seeds, shape).to(rt.device)
+        progress = lambda i: bar.update(end - start)  # noqa: E731  (one tick per sampler step)
+        kw = dict(objective=obj, guide=guide, weight=weight, progress=progress, offset=offset)
         if sampler == "ddpm":
-            x0 = diffusion.ddpm_sample(net_fn, x, seeds, variance=variance, guide=guide, weight=weight,
-                                       progress=progress, offset=offset)
+            kw["variance"] = variance
         else:
-            x0 = diffusion.ddim_sample(net_fn, x, seeds, steps=n_steps, eta=eta, guide=guide, weight=weight,
-                                       progress=progress, offset=offset)
+            kw["steps"] = int(steps)
+        if sampler == "ddim":
+            kw["eta"] = eta
+        if sampler in ("ddim", "dpm++2m"):
+            kw["spacing"] = spacing
+        x0 = samplers.SAMPLERS[sampler](net_fn, x, process, seeds, **kw)
         imgs = diffusion.to_uint8(x0[: end - start]).cpu().numpy()
         out[start:end] = imgs
         if part is not None:
@@ -139,7 +149,7 @@ def save_array(path, images: np.ndarray) -> None:
             np.save(f, images)
 
 
-def _check_request(n, seed, sampler, steps, eta, batch) -> None:
+def _check_request(n, seed, sampler, steps, eta, batch, objective="eps", spacing="even") -> None:
     """ValueError (one sentence) on values that cannot be sampled (issue 12: eta nan|5|-1 gave garbage)."""
     import math
 
@@ -148,11 +158,17 @@ def _check_request(n, seed, sampler, steps, eta, batch) -> None:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"sampler must be ddpm or ddim, got {sampler!r}")
+    samplers.check_pair(sampler, objective)
+    process = objectives.get(objective).process
+    if sampler != "ddpm":
+        hi = getattr(process, "t_max", 100_000)
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= hi:
+            raise ValueError(f"{sampler} steps must be an integer in 1..{hi}, got {steps!r}")
+    if spacing != "even" and sampler not in ("ddim", "dpm++2m"):
+        raise ValueError(f"--spacing is for ddim and dpm++2m; the {sampler} sampler has one grid")
+    if spacing not in ("even", "linspace", "leading", "trailing"):
+        raise ValueError(f"unknown timestep spacing {spacing!r}")
     if sampler == "ddim":
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 999:
-            raise ValueError(f"DDIM steps must be an integer in 1..999, got {steps!r}")
         if not (isinstance(eta, (int, float)) and math.isfinite(eta) and 0.0 <= eta <= 1.0):
             raise ValueError(f"DDIM eta must be a number in [0, 1], got {eta!r}")
 
@@ -179,12 +195,21 @@ def _discard_other_parts(out_dir: Path, keep: Path, log) -> None:
             d.rmdir()
 
 
-def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler: str = "ddpm", steps: int = 999,
+def _objective_of(run_dir) -> str:
+    """The run's training objective (eps when its config cannot be read: load_run names that later)."""
+    try:
+        return load_run(run_dir).objective
+    except ValueError:
+        return objectives.DEFAULT
+
+
+def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler: str = "ddpm", steps: int = 50,
                eta: float = 0.0, batch: int = 256, weights: str = "ema", png: bool = True, guide=None, weight=1.0,
-               variance: str = "beta", extra_meta: dict | None = None, log=print) -> dict:
+               variance: str = "beta", extra_meta: dict | None = None, log=print, spacing: str = "even") -> dict:
     """Sample ``n`` images from RUN into OUT (skips if OUT already holds the same request from the same
-    weights; refuses OUT when it holds samples of another request or of other weights)."""
-    _check_request(n, seed, sampler, steps, eta, batch)
+    weights; refuses OUT when it holds samples of another request or of other weights). A sampler that
+    does not fit the run's objective is refused (one sentence)."""
+    _check_request(n, seed, sampler, steps, eta, batch, _objective_of(run_dir), spacing)
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(run_dir).resolve():
         raise ValueError(f"--out {out_dir} is the run itself; give the samples their own folder (such as "
@@ -193,16 +218,22 @@ def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler:
         R.clean_temps(out_dir, also=("png", *(p.name for p in out_dir.glob("parts-*"))), log=log)
         return _sample_run(run_dir, out_dir, rt, n=n, seed=seed, sampler=sampler, steps=steps, eta=eta, batch=batch,
                            weights=weights, png=png, guide=guide, weight=weight, variance=variance,
-                           extra_meta=extra_meta, log=log)
+                           extra_meta=extra_meta, log=log, spacing=spacing)
 
 
 def _sample_run(run_dir, out_dir: Path, rt: Runtime, *, n, seed, sampler, steps, eta, batch, weights, png, guide,
-                weight, variance, extra_meta, log) -> dict:
+                weight, variance, extra_meta, log, spacing="even") -> dict:
+    net, cfg, ck = load_denoiser(run_dir, rt, weights)
+    calls = samplers.network_calls(sampler, steps, getattr(objectives.get(cfg.objective).process, "T", 0))
     request = {"run": str(Path(run_dir).resolve()), "n": n, "seed": seed, "sampler": sampler,
-               "steps": 999 if sampler == "ddpm" else steps, "eta": eta if sampler == "ddim" else None,
+               "steps": calls if sampler == "ddpm" else steps, "eta": eta if sampler == "ddim" else None,
                "weights": weights, "variance": variance,
                **(extra_meta or {})}
-    net, cfg, ck = load_denoiser(run_dir, rt, weights)
+    # fields added with issue 13 enter the request only when not their old default (old sets keep their hash)
+    if spacing != "even":
+        request["spacing"] = spacing
+    if cfg.objective != objectives.DEFAULT:
+        request["objective"] = cfg.objective
     request["checkpoint"] = ck["id"]  # the weights' identity: never resume or skip across a change of it
     meta_path, array = out_dir / "meta.json", out_dir / "images.npy"
     parts = out_dir / f"parts-{R.config_hash(request, 8)}"
@@ -233,12 +264,12 @@ def _sample_run(run_dir, out_dir: Path, rt: Runtime, *, n, seed, sampler, steps,
     t0 = time.perf_counter()
     images = sample_images(inference_fn(net, rt), n, cfg.image_size, rt, seed=seed, sampler=sampler, steps=steps,
                            eta=eta, batch=batch, parts_dir=parts, guide=guide, weight=weight, variance=variance,
-                           offset=ck["offset"], log=log)
+                           offset=ck["offset"], log=log, objective=cfg.objective, spacing=spacing)
     wall = time.perf_counter() - t0
     if png:
         write_pngs(images, out_dir / "png", range(seed, seed + n))
     save_array(array, images)
-    meta = {"request": request, "model": cfg.model, "task": cfg.task, "wall_time_s": wall,
+    meta = {"request": request, "model": cfg.model, "task": cfg.task, "wall_time_s": wall, "network_calls": calls,
             "img_per_s": n / wall, "provenance": R.provenance(config=request, wall_time_s=wall)}
     R.write_json(meta_path, meta)
     for p in sorted(parts.glob("part-*.npy")):

@@ -30,15 +30,17 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from theory.schedules import VPProcess
+
 SCHEDULES = ("constant", "linear", "quadratic", "exponential", "piecewise")
-T = 1000
+T = VPProcess().T  # the DDPM schedule's length (1000): the authors' weight schedules count in its steps
 PIECEWISE_STEPS = 20
 RAMP = 3.0  # the authors' additive ramp height for linear / quadratic / exponential
 TARGET = 1  # the rule-conforming class of the contrastive data
 
 
 def schedule_weight(schedule: str, scale: float, i: int) -> float:
-    """w_i of a schedule at sampler step i (1..999)."""
+    """w_i of a schedule at sampler step i (1..T-1; samplers of other processes pass the SNR-matched index)."""
     u = 1.0 - i / T  # 0 at the start of sampling (i = T), -> 1 at the end
     if schedule == "constant":
         return scale
@@ -80,16 +82,21 @@ class ClassifierGuide:
     moves x~_t = sqrt(ab_t) (x_0 - m) + sqrt(1 - ab_t) eps, while the classifier was trained on
     x_t = x~_t + sqrt(ab_t) m; the guide evaluates the classifier there (the gradient is the same in
     both coordinates, since they differ by a shift).
+
+    ``process``: the noise process of the samples being guided (default: the DDPM process the
+    classifier was trained on). For a flow model the state x_tau = (1 - tau) x_0 + tau eps is mapped to
+    the DDPM state of the same SNR, x_i = x_tau / sqrt(a^2 + s^2) at i = ``process.guidance_index(tau)``
+    (toolkit's own derivation), and the gradient is taken through that map.
     """
 
-    def __init__(self, classifier, target: int = TARGET, bf16: bool | None = None, offset=None):
-        from theory import ddpm_schedule
-
+    def __init__(self, classifier, target: int = TARGET, bf16: bool | None = None, offset=None, process=None):
         self.net = classifier.eval().requires_grad_(False)
         self.target = int(target)
         self.bf16 = bf16
         self.offset = offset
-        self._sqrt_ab = ddpm_schedule().alpha_bar.sqrt().float() if offset is not None else None
+        self.process = process if process is not None else VPProcess()
+        self._vp = self.process if self.process.kind == "vp" else self.process.reference
+        self._sqrt_ab = self._vp.schedule.alpha_bar.sqrt().float() if offset is not None else None
 
     def log_prob(self, x, t):
         import contextlib
@@ -109,6 +116,11 @@ class ClassifierGuide:
         with torch.enable_grad():
             x_in = x.detach().float().requires_grad_(True)
             x_clf = x_in
+            if self.process.kind != "vp":  # the DDPM state of the same SNR (see the class docstring)
+                tau = float(t.reshape(-1)[0])
+                a, s = (float(v) for v in self.process.coefficients(tau))
+                x_clf = x_in / math.hypot(a, s)
+                t = torch.full_like(t, self.process.guidance_index(tau), dtype=torch.int64)
             if self.offset is not None:
                 shift = self._sqrt_ab.to(x.device)[t].view(-1, *([1] * (x.ndim - 1)))
                 x_clf = x_in + shift * self.offset.to(x.device, torch.float32)
@@ -123,7 +135,7 @@ def run_offset(run_dir):
     return None if ckpt is None else ckpt.get("offset")
 
 
-def load_guide(path, task: str, image_size: int, device="cpu", target: int = TARGET, offset=None):
+def load_guide(path, task: str, image_size: int, device="cpu", target: int = TARGET, offset=None, process=None):
     """(ClassifierGuide, meta) from a classifier directory; ValueError (one sentence) when the
     classifier is clean, or was trained for another task or image size. ``offset``: see ClassifierGuide."""
     from fullscale.classify import load_classifier
@@ -137,21 +149,23 @@ def load_guide(path, task: str, image_size: int, device="cpu", target: int = TAR
     if int(meta["image_size"]) != int(image_size):
         raise ValueError(f"{path} was trained on {meta['image_size']} px images, but the run samples "
                          f"{image_size} px images")
-    return ClassifierGuide(net, target, offset=offset), meta
+    return ClassifierGuide(net, target, offset=offset, process=process), meta
 
 
-def from_cli(path, scale, schedule, task: str, image_size: int, device="cpu", log=print, run=None):
+def from_cli(path, scale, schedule, task: str, image_size: int, device="cpu", log=print, run=None, process=None):
     """(guide, weight, meta for the sample request) for ``dmrules sample RUN --guide C --scale W --schedule S``
     (``run``: the DDPM run, whose mean image is used when it was trained on centred data)."""
     scale = 1.0 if scale is None else float(scale)
     schedule = schedule or "constant"
     weight = weight_schedule(schedule, scale)
-    guide, meta = load_guide(path, task, image_size, device, offset=None if run is None else run_offset(run))
+    guide, meta = load_guide(path, task, image_size, device, offset=None if run is None else run_offset(run),
+                             process=process)
     if not meta["finished"]:
         log(f"[guide] warning: {path} stopped at step {meta['step']} of {meta['steps']} (unfinished)")
     from pathlib import Path
 
+    marks = (T - 1, T // 2, 20, 1)
     log(f"[guide] {meta['arch']} noisy classifier {path}, {schedule} schedule, scale {scale:g} "
-        f"(w at i = 999, 500, 20, 1: " + ", ".join(f"{weight(i):.3g}" for i in (999, 500, 20, 1)) + ")")
+        f"(w at i = {', '.join(map(str, marks))}: " + ", ".join(f"{weight(i):.3g}" for i in marks) + ")")
     request = {"guide": str(Path(path).resolve()), "scale": scale, "schedule": schedule}
     return guide, weight, request

@@ -23,9 +23,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from theory.schedules import VPProcess
+
 from fullscale.tasks import registry
 
 PRESET_NAMES = ("paper", "cpu", "smoke")
+ANCESTRAL_STEPS = VPProcess().t_max  # the ancestral sampler's step count (T - 1 = 999 at T = 1000)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class RunConfig:
     n_train: int = 4000
     data_seed: int = 0
     center: bool = False  # train on x0 - (training-set mean image); the mean is added back when sampling
+    objective: str = "eps"  # eps | x0 | v | flow (fullscale.objectives); a config without it loads as eps
     # training (progress is counted in images, edm style)
     epochs: float = 400.0
     batch: int = 256
@@ -62,8 +66,8 @@ class RunConfig:
     log_every_kimg: float = 20.0
     # sampling and evaluation
     n_samples: int = 3000
-    sampler: str = "ddpm"  # ddpm (ancestral, 999 steps) | ddim
-    sample_steps: int = 999
+    sampler: str = "ddpm"  # ddpm (ancestral, T-1 steps) | ddim | dpm++2m (vp objectives) | euler | heun (flow)
+    sample_steps: int = ANCESTRAL_STEPS
     sample_eta: float = 0.0  # DDIM eta (1.0: stochastic, ancestral-like); ignored by ddpm
     sample_batch: int = 1500
     sample_seed: int = 0
@@ -79,9 +83,12 @@ class RunConfig:
         return math.ceil(self.total_images / self.batch)
 
     def identity(self) -> dict:
-        """The fields that define a run (everything but the performance switches)."""
+        """The fields that define a run (everything but the performance switches). ``objective`` is
+        left out while it is the default eps, so runs made before the field existed keep their identity."""
         d = dataclasses.asdict(self)
         d.pop("perf")
+        if d.get("objective") == "eps":
+            d.pop("objective")
         return d
 
     def to_json(self) -> dict:
@@ -110,7 +117,7 @@ def _paper(task: str, model: str) -> dict:
     lr = 2e-4 if model.startswith("dit") else 3e-4 * math.sqrt(256 / 16)
     return dict(n_train=n, epochs=spec.paper_epochs, batch=256, lr=lr, warmup_kimg=32.0,
                 ema_halflife_kimg=50.0, ckpt_every_kimg=200.0, log_every_kimg=20.0,
-                n_samples=3000, sampler="ddpm", sample_steps=999, sample_batch=1500)
+                n_samples=3000, sampler="ddpm", sample_steps=ANCESTRAL_STEPS, sample_batch=1500)
 
 
 def _cpu(task: str, model: str) -> dict:
@@ -146,6 +153,9 @@ def make_config(task: str, model: str, preset: str, perf: Performance | None = N
         raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
     resolved = resolve_model(preset, model)
     values = PRESETS[preset](task, resolved)
+    if overrides.get("objective") == "flow" and overrides.get("sampler") is None:
+        # a flow model needs a flow sampler: the preset's vp sampler becomes Euler (50 steps)
+        values.update(sampler="euler", sample_steps=overrides.get("sample_steps") or 50, sample_eta=0.0)
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = RunConfig(task=task, model=resolved, preset=preset, perf=perf or Performance(), **values)
     check(cfg)
@@ -170,12 +180,14 @@ def check(cfg: RunConfig) -> None:
     for name in ("n_train", "batch", "n_samples", "sample_steps", "sample_batch", "seed", "data_seed", "sample_seed"):
         if not isinstance(getattr(cfg, name), int):
             raise ValueError(f"{name} must be an integer, got {getattr(cfg, name)!r}")
-    if cfg.sampler not in ("ddpm", "ddim"):
-        raise ValueError(f"sampler must be ddpm or ddim, got {cfg.sampler!r}")
-    if cfg.sampler == "ddpm" and cfg.sample_steps != 999:
-        raise ValueError("the ancestral ddpm sampler always takes 999 steps; use --sampler ddim for fewer")
-    if cfg.sample_steps > 999:
-        raise ValueError(f"at most 999 sampling steps, got {cfg.sample_steps}")
+    from fullscale.samplers import check_pair
+
+    check_pair(cfg.sampler, cfg.objective)  # unknown names or a sampler/objective mismatch: one sentence
+    t_max = ANCESTRAL_STEPS
+    if cfg.sampler == "ddpm" and cfg.sample_steps != t_max:
+        raise ValueError(f"the ancestral ddpm sampler always takes {t_max} steps; use --sampler ddim for fewer")
+    if cfg.sample_steps > t_max:
+        raise ValueError(f"at most {t_max} sampling steps, got {cfg.sample_steps}")
     if not 0.0 <= cfg.sample_eta <= 1.0:
         raise ValueError(f"DDIM eta must be in [0, 1], got {cfg.sample_eta}")
     if cfg.sample_weights not in ("ema", "raw"):

@@ -93,9 +93,14 @@ def uniform(keys: torch.Tensor, shape=()) -> torch.Tensor:
     return _unit(bits(keys, n), 40).reshape(*keys.shape, *shape)
 
 
+def unit64(keys: torch.Tensor) -> torch.Tensor:
+    """One float64 uniform in [0, 1) per key (40 bits): the draw behind :func:`randint`."""
+    return _srl(mix64(keys + GAMMA), 24).to(torch.float64) * (1.0 / (1 << 40))
+
+
 def randint(keys: torch.Tensor, low: int, high: int) -> torch.Tensor:
     """One integer in [low, high) per key (int64); bias below 2^-40 for ranges < 2^24."""
-    u = _srl(mix64(keys + GAMMA), 24).to(torch.float64) * (1.0 / (1 << 40))
+    u = unit64(keys)
     return (low + torch.floor(u * (high - low))).to(torch.int64).clamp_(low, high - 1)
 
 

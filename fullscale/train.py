@@ -1,4 +1,4 @@
-"""The training loop: Adam + EMA on the epsilon loss, resident data, atomic checkpoints, auto-resume, DDP.
+"""The training loop: Adam + EMA on the run's objective (``cfg.objective``; eps by default), resident data, atomic checkpoints, auto-resume, DDP.
 
 edm-style: the loop only sees a config, a denoiser and the loss (which owns the noise law).
 Progress is counted in images. Everything random is a pure function of integers, so a run is
@@ -7,7 +7,7 @@ batch is split over processes:
 
 - data order: global position p = step * batch + j (j < batch) reads example perm_e[p mod N] where
   e = p div N and perm_e = randperm(N) seeded by (seed, e);
-- noise of position p: t and eps from the key derive(seed, p) (fullscale.diffusion.EpsilonLoss);
+- noise of position p: t and eps from the key derive(seed, p) (fullscale.objectives: the loss owns the noise);
 - process r of W takes positions j in [r B/W, (r+1) B/W); DDP averages the gradients, which is
   the gradient of the global mean loss.
 
@@ -30,7 +30,8 @@ import torch
 
 from dmrules import results as R
 from fullscale import rng
-from fullscale.diffusion import EpsilonLoss, from_uint8
+from fullscale import objectives
+from fullscale.diffusion import EpsilonLoss, from_uint8  # noqa: F401 (EpsilonLoss: the eps objective)
 from fullscale.models import build, param_count
 from fullscale.runtime import Runtime, prepare
 
@@ -128,7 +129,7 @@ class Trainer:
         # optional centring: the model sees x0 - mean image (see docs/ddpm.md, "cpu preset")
         self.offset = data_mean(images).to(rt.device) if cfg.center else None
         self.order = Order(len(images), cfg.seed, rt.device)
-        self.loss_fn = EpsilonLoss()
+        self.loss_fn = objectives.get(getattr(cfg, "objective", objectives.DEFAULT))
         self.local = cfg.batch // rt.world
         self.lo = rt.rank * self.local
 

@@ -36,6 +36,9 @@ from theory.rules import (  # noqa: F401
     rule_error,
 )
 from theory.schedules import (  # noqa: F401
+    FlowProcess,
+    VPProcess,
+    make_process,
     DDPMSchedule,
     ddpm_schedule,
     ou_alpha,

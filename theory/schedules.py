@@ -94,3 +94,187 @@ def ddpm_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.0
     # Ho et al. Eq. 7: beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) * beta_t
     posterior_variance = betas * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar)
     return DDPMSchedule(betas, alphas, alpha_bar, alpha_bar_prev, posterior_variance)
+
+
+# ----------------------------------------------------------------------------
+# Noise processes: one object owns time (edm / smalldiffusion style; toolkit's own design).
+#
+# Every process writes its forward marginal as  x_t = a(t) x_0 + s(t) eps  and answers:
+#   train_time(u)      the training-time distribution, as a map of uniforms u in [0, 1)
+#   coefficients(t)    (a, s) as float64 tensors ("every coefficient lookup")
+#   noise(x0, eps, t)  forward noising
+#   cond(t)            the network's conditioning value (float; continuous)
+#   grid(n)            the sampling grid for n steps (decreasing times)
+#   ou_pair(t)         the OU pair (alpha, beta) with the same signal-to-noise ratio a / s
+#   guidance_index(t)  the VP (DDPM) index of the same SNR (classifier guides and weight schedules)
+
+
+class VPProcess:
+    """The variance-preserving DDPM process of a ``DDPMSchedule`` with any T (Ho et al. 2020, Eq. 4).
+
+    Time is the 0-based index i of the schedule; training draws i ~ U{1..T-1} and ancestral
+    sampling walks T-1 -> 1 (IDDM; index 0 is never used). The network's conditioning value is i
+    itself (the DDPM integer index is one parametrisation of the continuous noise level; the models
+    embed ``t.float()``, so the int64 index and the float value condition them identically).
+    """
+
+    kind = "vp"
+
+    def __init__(self, schedule: DDPMSchedule | None = None, T: int = 1000):
+        self.schedule = schedule if schedule is not None else ddpm_schedule(T)
+        self.T = self.schedule.T
+        self.t_min, self.t_max = 1, self.T - 1
+        self._ab32 = {}  # device -> float32 alpha_bar (kept resident: no copy per training step)
+
+    def __repr__(self) -> str:
+        return f"VPProcess(T={self.T})"
+
+    def train_time(self, u: torch.Tensor) -> torch.Tensor:
+        """i ~ U{t_min..t_max} from uniforms u in [0, 1) (int64; floor(u * n), as fullscale.rng.randint)."""
+        n = self.t_max - self.t_min + 1
+        return (self.t_min + torch.floor(u * n)).to(torch.int64).clamp_(self.t_min, self.t_max)
+
+    def alpha_bar(self, t) -> torch.Tensor:
+        return self.schedule.alpha_bar[torch.as_tensor(t, dtype=torch.long).cpu()]
+
+    def coefficients(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, s) = (sqrt(alpha_bar_i), sqrt(1 - alpha_bar_i)), float64."""
+        ab = self.alpha_bar(t)
+        return ab.sqrt(), (1.0 - ab).sqrt()
+
+    def alpha_bar32(self, device) -> torch.Tensor:
+        """alpha_bar in float32 on ``device`` (cached there)."""
+        if device not in self._ab32:
+            self._ab32[device] = self.schedule.alpha_bar.to(device=device, dtype=torch.float32)
+        return self._ab32[device]
+
+    def train_coefficients(self, t: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, s) in float32 on ``device`` for a training batch: sqrt of the float32 alpha_bar (the
+        arithmetic of the original epsilon loss, kept so training is unchanged bit for bit)."""
+        ab = self.alpha_bar32(device)[t.to(device)]
+        return ab.sqrt(), (1.0 - ab).sqrt()
+
+    def noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = self.train_coefficients(t, x0.device)
+        shape = (-1, *([1] * (x0.ndim - 1)))
+        return a.view(shape).to(x0.dtype) * x0 + s.view(shape).to(x0.dtype) * eps
+
+    def cond(self, t) -> torch.Tensor:
+        """The network's conditioning value: the index i (int64, exactly what the models were always
+        given; they embed ``t.float()``, so this is the continuous value i at integer points and
+        net functions that index tables by t keep working)."""
+        return torch.as_tensor(t).round().to(torch.int64)
+
+    def ancestral_grid(self) -> list[int]:
+        """The ancestral sampler's steps T-1 -> 1 (the paper's 999 -> 1 at T = 1000)."""
+        return list(range(self.t_max, self.t_min - 1, -1))
+
+    def grid(self, n: int, spacing: str = "even") -> list[int]:
+        """n decreasing indices for a few-step sampler.
+
+        ``even`` (ours, the default): n indices evenly spaced from T-1 down to 1, both included.
+        diffusers' ``timestep_spacing`` (DDIMScheduler.set_timesteps, steps_offset = 0):
+        ``linspace`` round(linspace(0, T-1, n)) reversed (ends at 0); ``leading`` k * (T // n);
+        ``trailing`` round(arange(T, 0, -T / n)) - 1 (starts at T-1, ends at T/n - 1).
+        """
+        n = int(n)
+        if not 1 <= n <= self.t_max:
+            raise ValueError(f"steps must be in 1..{self.t_max}, got {n}")
+        T = self.T
+        if spacing == "even":
+            if n == 1:
+                return [self.t_max]
+            span = self.t_max - self.t_min
+            return sorted({round(self.t_max - k * span / (n - 1)) for k in range(n)}, reverse=True)
+        if spacing == "linspace":
+            import numpy as np
+
+            return [int(v) for v in np.linspace(0, T - 1, n).round()[::-1]]
+        if spacing == "leading":
+            return [k * (T // n) for k in range(n)][::-1]
+        if spacing == "trailing":
+            import numpy as np
+
+            return [int(v) for v in (np.round(np.arange(T, 0, -T / n)) - 1).astype(int)]
+        raise ValueError(f"unknown timestep spacing {spacing!r}; choose from even, linspace, leading, trailing")
+
+    def ou_pair(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.coefficients(t)
+
+    def ou_time(self, t) -> torch.Tensor:
+        return ou_time_from_alpha_bar(self.alpha_bar(t))
+
+    def guidance_index(self, t) -> int:
+        return int(t)
+
+
+class FlowProcess:
+    """Rectified flow (Liu et al. 2023; Lipman et al. 2023): x_tau = (1 - tau) x_0 + tau eps, tau in [0, 1].
+
+    Training draws tau ~ U(0, 1); the network sees ``cond_scale * tau`` (default 1000: the range of
+    the DDPM index, so the models' sinusoidal time embeddings keep their frequencies; our choice).
+    Samplers integrate dx/dtau = eps - x_0 from tau = 1 (pure noise) to tau = 0.
+    """
+
+    kind = "flow"
+
+    def __init__(self, cond_scale: float = 1000.0, reference: VPProcess | None = None):
+        self.cond_scale = float(cond_scale)
+        self.reference = reference or VPProcess()  # for the SNR-matched DDPM index (guidance)
+
+    def __repr__(self) -> str:
+        return f"FlowProcess(cond_scale={self.cond_scale:g})"
+
+    def train_time(self, u: torch.Tensor) -> torch.Tensor:
+        return u.to(torch.float64)
+
+    def coefficients(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        tau = torch.as_tensor(t, dtype=torch.float64)
+        return 1.0 - tau, tau
+
+    def train_coefficients(self, t: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor]:
+        tau = t.to(device=device, dtype=torch.float32)
+        return 1.0 - tau, tau
+
+    def noise(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        a, s = self.train_coefficients(t, x0.device)
+        shape = (-1, *([1] * (x0.ndim - 1)))
+        return a.view(shape).to(x0.dtype) * x0 + s.view(shape).to(x0.dtype) * eps
+
+    def cond(self, t) -> torch.Tensor:
+        return (torch.as_tensor(t, dtype=torch.float64) * self.cond_scale).to(torch.float32)
+
+    def grid(self, n: int, spacing: str = "even") -> list[float]:
+        """n + 1 times 1 = tau_0 > ... > tau_n = 0, evenly spaced (n steps)."""
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"steps must be >= 1, got {n}")
+        if spacing != "even":
+            raise ValueError(f"the flow process has only the even grid, got {spacing!r}")
+        return [1.0 - k / n for k in range(n)] + [0.0]
+
+    def ou_pair(self, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """The OU pair with the same SNR: (a, s) / sqrt(a^2 + s^2)."""
+        a, s = self.coefficients(t)
+        r = (a * a + s * s).sqrt()
+        return a / r, s / r
+
+    def ou_time(self, t) -> torch.Tensor:
+        return -torch.log(self.ou_pair(t)[0])
+
+    def guidance_index(self, t) -> int:
+        """The DDPM index of the reference VP process whose alpha_bar is nearest a^2 / (a^2 + s^2)."""
+        a, _ = self.ou_pair(t)
+        ab = self.reference.schedule.alpha_bar
+        i = int(torch.argmin((ab - a * a).abs()))
+        return min(max(i, self.reference.t_min), self.reference.t_max)
+
+
+PROCESSES = {"vp": VPProcess, "flow": FlowProcess}
+
+
+def make_process(kind: str = "vp", **kw):
+    """A noise process by name: ``vp`` (DDPM, ``T=``) or ``flow`` (rectified flow)."""
+    if kind not in PROCESSES:
+        raise ValueError(f"unknown noise process {kind!r}; choose from {', '.join(PROCESSES)}")
+    return PROCESSES[kind](**kw)

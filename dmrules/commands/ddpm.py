@@ -14,7 +14,11 @@ from dmrules.commands import (nonneg_float, nonneg_int, number, positive_float, 
 
 MODELS = ("unet", "unet-small", "unet-small-p2", "dit-s2", "dit-b2", "mlp")
 PRESETS = ("paper", "cpu", "smoke")
-STEPS = number(int, lo=1, hi=999)  # sampler steps: the DDPM schedule has 999
+OBJECTIVES = ("eps", "x0", "v", "flow")  # fullscale.objectives.OBJECTIVES (a test keeps them equal)
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "euler", "heun")  # fullscale.samplers.SAMPLERS
+SPACINGS = ("even", "linspace", "leading", "trailing")  # theory.schedules.VPProcess.grid
+# sampler steps; the noise process checks its own limit (T - 1 for the DDPM schedule) before sampling
+STEPS = number(int, lo=1, hi=100_000)
 
 TRAIN_EXAMPLE = """\
 examples:
@@ -35,6 +39,15 @@ examples:
   dmrules run --task A --model unet --preset paper --out runs/A-paper        (GPU: the paper protocol)
 Writes RUN/samples/images.npy, RUN/eval.json, RUN/grid.png, RUN/stats.jsonl, RUN/config.json,
 RUN/summary.parquet; a re-run skips finished phases and says so."""
+
+
+SAMPLER_TABLE_EXAMPLE = """\
+example:
+  dmrules sampler-table runs/cpu1_A runs/samplers/flow_A_s0 --threads 1 --work runs/samplers/work \\
+      --out reports/results/sampler_table_cpu.parquet
+A killed call resumes (finished sample sets are skipped); the table is rewritten after every row."""
+DEFAULT_ROWS = ("ddpm", "ddim:50:0", "ddim:50:1", "ddim:100:0", "ddim:100:1", "dpm++2m:20", "dpm++2m:50",
+                "euler:50", "heun:25")  # = fullscale.experiments.sampler_table.DEFAULT_ROWS
 
 
 def _perf_args(p: argparse.ArgumentParser) -> None:
@@ -67,8 +80,11 @@ def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     g.add_argument("--warmup-kimg", type=nonneg_float, help="learning-rate warm-up in thousands of images (>= 0)")
     g.add_argument("--ckpt-every-kimg", type=positive_float, help="checkpoint interval in thousands of images (> 0)")
     g.add_argument("--n-samples", type=positive_int, help="samples drawn by `run` (paper: 3000)")
-    g.add_argument("--sampler", choices=("ddpm", "ddim"), help="sampler used by `run` (paper: ddpm, 999 steps)")
-    g.add_argument("--sample-steps", type=STEPS, help="DDIM steps used by `run` (1-999)")
+    g.add_argument("--objective", choices=OBJECTIVES, help="training objective: eps (default; DSM, the paper), x0, "
+                   "v, or flow (rectified flow; sampled with euler or heun)")
+    g.add_argument("--sampler", choices=SAMPLERS, help="sampler used by `run`: ddpm (ancestral, T-1 steps; paper), "
+                   "ddim, dpm++2m (eps/x0/v models), euler or heun (flow models)")
+    g.add_argument("--sample-steps", type=STEPS, help="steps of a few-step sampler used by `run` (1..T-1 for vp)")
     g.add_argument("--sample-eta", type=unit_float, help="DDIM eta used by `run`, in [0, 1] (0 deterministic, 1 stochastic)")
     g.add_argument("--sample-batch", type=positive_int, help="sampling batch size")
     g.add_argument("--center", action=argparse.BooleanOptionalAction, default=None,
@@ -79,7 +95,7 @@ def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
 
 def register(sub) -> None:
     t = sub.add_parser("train", help="train a DDPM denoiser on a task (auto-resumes)",
-                       description="Train a DDPM (epsilon loss, t ~ U{1..999}, Adam, EMA) on Task A-D.\n\n"
+                       description="Train a DDPM (--objective eps: DSM, t ~ U{1..T-1}; or x0, v, flow), Adam, EMA, on Task A-D.\n\n"
                        + TRAIN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     _run_args(t, "run directory (created; re-running resumes)")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter count, then exit")
@@ -90,9 +106,13 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", metavar="RUN", help="a run directory made by `dmrules train` or `dmrules run`")
     s.add_argument("--n", type=positive_int, help="number of samples (default: the run's n_samples)")
-    s.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddpm",
-                   help="ddpm: ancestral, 999 -> 1 (paper); ddim: deterministic, --steps steps (default ddpm)")
-    s.add_argument("--steps", type=STEPS, default=50, help="DDIM steps, 1-999 (default 50)")
+    s.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="ddpm: ancestral, T-1 -> 1 (paper); ddim (--eta); dpm++2m (DPM-Solver++ 2M) for eps/x0/v "
+                   "models; euler or heun for flow models (default: ddpm, or euler for a flow run)")
+    s.add_argument("--steps", type=STEPS, default=None, help="steps of ddim/dpm++2m/euler/heun (default: ddim 50, "
+                   "dpm++2m 20, euler 50, heun 25; heun calls the network twice per step)")
+    s.add_argument("--spacing", choices=SPACINGS, default="even", help="ddim/dpm++2m grid: even (ours, T-1 -> 1; "
+                   "default) or diffusers' timestep_spacing linspace, leading, trailing")
     s.add_argument("--eta", type=unit_float, default=0.0, help="DDIM eta in [0, 1]: 0 deterministic (default), 1 stochastic")
     s.add_argument("--seed", type=nonneg_int, default=0, help="sample k uses seed SEED+k (default 0)")
     s.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the run's sample_batch)")
@@ -124,6 +144,21 @@ def register(sub) -> None:
                    "grid, stats, config) to DIR, e.g. reports/results/ddpm_paper/A_unet")
     r.set_defaults(func=_run, _prog=r.prog)
 
+    st = sub.add_parser("sampler-table", help="rule metrics of trained runs under several samplers x steps",
+                        description="Sample each RUN with each sampler row and evaluate the rules (issue 13).\n\n"
+                        + SAMPLER_TABLE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    st.add_argument("runs", nargs="+", metavar="RUN", help="training runs (only read); a row is sampled for a run "
+                    "when its sampler fits the run's objective")
+    st.add_argument("--rows", default=",".join(DEFAULT_ROWS), help="comma list of NAME[:STEPS[:ETA]][@N] "
+                    f"(default {','.join(DEFAULT_ROWS)})")
+    st.add_argument("--n", type=positive_int, default=256, help="samples per row unless the row says @N (default 256)")
+    st.add_argument("--seed", type=nonneg_int, default=0, help="sample k uses seed SEED+k (default 0)")
+    st.add_argument("--batch", type=positive_int, default=128, help="sampling batch size (default 128)")
+    st.add_argument("--work", required=True, metavar="DIR", help="folder for the sample sets (resumable)")
+    st.add_argument("--out", required=True, metavar="TABLE.parquet", help="the table (rewritten after every row)")
+    _perf_args(st)
+    st.set_defaults(func=_sampler_table, _prog=st.prog)
+
 
 def _perf(args):
     from fullscale.presets import Performance
@@ -133,15 +168,17 @@ def _perf(args):
 
 
 def _config(args):
-    from fullscale.presets import PRESETS as TABLE, make_config, resolve_model
+    from fullscale.presets import ANCESTRAL_STEPS, PRESETS as TABLE, make_config, resolve_model
+    from fullscale.samplers import DEFAULT_STEPS
 
     steps = args.sample_steps
     if args.sampler == "ddpm":
-        if steps not in (None, 999):
-            raise ValueError("the ancestral ddpm sampler always takes 999 steps; use --sampler ddim for fewer")
-        steps = 999
-    elif args.sampler == "ddim" and steps is None and TABLE[args.preset](args.task, args.model)["sampler"] == "ddpm":
-        steps = 50
+        if steps not in (None, ANCESTRAL_STEPS):
+            raise ValueError(f"the ancestral ddpm sampler always takes {ANCESTRAL_STEPS} steps; use --sampler ddim "
+                             "for fewer")
+        steps = ANCESTRAL_STEPS
+    elif args.sampler is not None and steps is None and TABLE[args.preset](args.task, args.model)["sampler"] != args.sampler:
+        steps = DEFAULT_STEPS[args.sampler]
     cfg = make_config(args.task, args.model, args.preset, perf=_perf(args), batch=args.batch, lr=args.lr,
                       epochs=args.epochs, n_train=args.n_train, seed=args.seed,
                       data_seed=getattr(args, "data_seed", None), sample_seed=getattr(args, "sample_seed", None),
@@ -149,7 +186,7 @@ def _config(args):
                       ckpt_every_kimg=args.ckpt_every_kimg, n_samples=args.n_samples, sampler=args.sampler,
                       sample_steps=steps,
                       sample_batch=args.sample_batch, sample_weights=args.weights, sample_eta=args.sample_eta,
-                      center=args.center)
+                      center=args.center, objective=args.objective)
     if resolve_model(args.preset, args.model) != args.model:
         print(f"[config] preset {args.preset}: --model {args.model} resolves to {cfg.model} (CPU-sized)")
     return cfg
@@ -203,12 +240,23 @@ def _sample(args) -> int:
     if args.guide:  # classifier guidance (issue 7)
         from fullscale import guidance
 
+        from fullscale.objectives import get as objective
+
         guide, weight, extra = guidance.from_cli(args.guide, args.scale, args.schedule, cfg.task, cfg.image_size,
-                                                 rt.device, log=_log, run=args.run)
+                                                 rt.device, log=_log, run=args.run,
+                                                 process=objective(cfg.objective).process)
     elif args.scale is not None or args.schedule is not None:
         raise ValueError("--scale and --schedule need --guide C (a noisy classifier)")
-    generate.sample_run(args.run, args.out, rt, n=args.n or cfg.n_samples, seed=args.seed, sampler=args.sampler,
-                        steps=args.steps, eta=args.eta, batch=args.batch or cfg.sample_batch, weights=args.weights,
+    from fullscale.samplers import DEFAULT_STEPS
+
+    sampler = args.sampler or ("euler" if cfg.objective == "flow" else "ddpm")
+    if args.eta and sampler != "ddim":
+        raise ValueError(f"--eta is DDIM's; the {sampler} sampler does not take it")
+    if args.variance != "beta" and sampler != "ddpm":
+        raise ValueError(f"--variance is the ancestral ddpm sampler's; the {sampler} sampler does not take it")
+    steps = args.steps or DEFAULT_STEPS.get(sampler, 0)
+    generate.sample_run(args.run, args.out, rt, n=args.n or cfg.n_samples, seed=args.seed, sampler=sampler,
+                        steps=steps, eta=args.eta, spacing=args.spacing, batch=args.batch or cfg.sample_batch, weights=args.weights,
                         png=not args.no_png, variance=args.variance, guide=guide, weight=weight,
                         extra_meta=extra, log=_log)
     return 0
@@ -228,4 +276,24 @@ def _run(args) -> int:
         return _diverged(args, exc)
     finally:
         runtime.shutdown(rt)
+    return 0
+
+
+def _sampler_table(args) -> int:
+    from pathlib import Path
+
+    from fullscale import runtime
+    from fullscale.experiments import sampler_table
+
+    rows = [sampler_table.parse_row(r.strip()) for r in args.rows.split(",") if r.strip()]
+    if not rows:
+        raise ValueError("--rows is empty; give at least one sampler row")
+    for run in args.runs:
+        if not (Path(run) / "config.json").exists():
+            raise ValueError(f"{run} is not a training run (no config.json)")
+    if not args.out.endswith(".parquet"):
+        raise ValueError(f"--out {args.out} must be a .parquet file")
+    rt = runtime.setup(_perf(args), distributed=False)
+    sampler_table.run_table(args.runs, rows, args.work, args.out, rt, n=args.n, sample_seed=args.seed,
+                            batch=args.batch, log=_log)
     return 0

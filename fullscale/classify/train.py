@@ -32,10 +32,11 @@ from dmrules import results as R
 from fullscale import rng
 from fullscale.classify import nets
 from fullscale.classify.config import ClassifierConfig
-from theory import ddpm_schedule
+from theory.schedules import VPProcess
 
 CHECKPOINT = "classifier.pt"
-EVAL_TS = (0, 50, 100, 200, 300, 500, 700, 999)  # noise levels of the held-out accuracy table
+PROCESS = VPProcess()  # the DDPM noise process (issue 13: the classifier takes it; no second forward-noising)
+EVAL_TS = (0, 50, 100, 200, 300, 500, 700, PROCESS.t_max)  # noise levels of the held-out accuracy table
 _PURPOSE_T, _PURPOSE_EPS = 11, 12
 _EVAL_SEED = 987_654_321  # held-out noise keys: derive(_EVAL_SEED, t or -1, index)
 
@@ -52,16 +53,15 @@ def nt_xent(features: torch.Tensor, labels: torch.Tensor, temperature: float = 0
     return (torch.logsumexp(s, dim=1) - torch.logsumexp(s.masked_fill(~pos, float("-inf")), dim=1)).mean()
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps (Ho et al. 2020, Eq. 4)."""
-    ab = alpha_bar.to(x0.device)[t].to(x0.dtype).view(-1, 1, 1, 1)
-    return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+def q_sample(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, process=PROCESS) -> torch.Tensor:
+    """x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps (Ho et al. 2020, Eq. 4): the process's forward noising."""
+    return process.noise(x0, eps, t.to(x0.device))
 
 
 def draw_noise(cfg: ClassifierConfig, keys: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
     """(t, eps) of the examples with int64 ``keys``: t ~ U{0..999} if noisy, else ``clean_t``."""
     if cfg.noisy:
-        t = rng.randint(rng.derive(keys, _PURPOSE_T), 0, 1000)
+        t = rng.randint(rng.derive(keys, _PURPOSE_T), 0, PROCESS.T)  # guided-diffusion: index 0 included
     else:
         t = torch.full(keys.shape, cfg.clean_t, dtype=torch.int64, device=keys.device)
     return t, rng.normal(rng.derive(keys, _PURPOSE_EPS), shape)
@@ -114,7 +114,6 @@ def predict(net, images: torch.Tensor, t: torch.Tensor | None, batch: int = 512)
 def held_out_accuracy(net, cfg: ClassifierConfig, images: torch.Tensor, labels: torch.Tensor) -> dict:
     """Accuracy on the held-out set. Noisy: ``acc`` over t ~ U{0..999} (fixed draws) and ``acc_t`` per
     t in EVAL_TS; clean: ``acc`` at ``clean_t`` noise. Also the accuracy on each class."""
-    ab = ddpm_schedule().alpha_bar
     x0 = to_input(images)
     idx = torch.arange(len(x0), device=x0.device)
 
@@ -123,7 +122,7 @@ def held_out_accuracy(net, cfg: ClassifierConfig, images: torch.Tensor, labels: 
         t, eps = draw_noise(cfg, keys, x0.shape[1:])
         if t_value is not None:
             t = torch.full_like(t, t_value)
-        pred = predict(net, q_sample(x0, t, eps.to(x0.device), ab), t).argmax(1)
+        pred = predict(net, q_sample(x0, t, eps.to(x0.device)), t).argmax(1)
         ok = (pred == labels).float()
         return float(ok.mean()), [float(ok[labels == k].mean()) if (labels == k).any() else float("nan")
                                   for k in range(nets.N_CLASSES)]
@@ -270,7 +269,7 @@ def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after)
             + (f", CE + {cfg.nt_xent_weight} NT-Xent (tau {cfg.temperature})" if cfg.nt_xent else ", CE"))
     from fullscale.train import Order
 
-    order, ab = Order(len(data), cfg.seed), ddpm_schedule().alpha_bar
+    order = Order(len(data), cfg.seed)
     shape = (3, cfg.image_size, cfg.image_size)
     bar = tqdm(total=end, initial=step, unit="step", disable=None, desc=f"classifier {cfg.task}/{cfg.kind}-{cfg.arch}")
     t_train = time.perf_counter()
@@ -291,7 +290,7 @@ def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after)
         pos = torch.arange(step * cfg.batch, (step + 1) * cfg.batch)
         idx = order.indices(step * cfg.batch, cfg.batch).to(device)
         t, eps = draw_noise(cfg, rng.derive(cfg.seed, pos.to(device)), shape)
-        x = q_sample(to_input(data[idx]), t, eps, ab)
+        x = q_sample(to_input(data[idx]), t, eps)
         with _autocast(device):
             logits, feats = net.forward_features(x, t)
         loss = F.cross_entropy(logits.float(), labels[idx])

@@ -1,6 +1,9 @@
 """Denoisers for the rules paper, behind one registry: ``build(name, image_size) -> nn.Module``.
 
-Every model maps (x [B, 3, H, W] in [-1, 1], t [B] int64 in 0..999) to eps_hat [B, 3, H, W].
+Every model maps (x [B, 3, H, W], c [B]) to the objective's target [B, 3, H, W] (eps_hat for the default
+``eps`` objective). c is the noise process's conditioning value (``process.cond(t)``): the DDPM index
+(int64, 1..T-1) for the VP objectives, 1000 tau (float) for ``flow``; every model embeds ``c.float()``
+with sinusoids, so the integer index and a continuous value are one input (issue 13).
 
 | name          | what                                                          | parameters at 32 px |
 |---------------|---------------------------------------------------------------|---------------------|

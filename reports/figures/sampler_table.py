@@ -1,0 +1,120 @@
+"""The sampler table (issue 13): rule metrics against network calls, per task, for one set of trained
+weights under several samplers (ancestral 999, DDIM 50/100 with eta 0/1, DPM++2M 20/50) and a
+flow-trained model (Euler 50, Heun 25).
+
+Reads the committed table only (``make figures`` samples nothing here); made by
+    dmrules sampler-table runs/cpu1_A runs/samplers/flow_A_s0 --threads 1 --work runs/samplers/work \
+        --out reports/results/sampler_table_cpu.parquet
+(docs/ddpm.md, "The sampler table", has the runs, the coverage and the reading).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from reports.pipeline import COMMITTED, Figure
+
+TABLE = COMMITTED / "sampler_table_cpu.parquet"
+METRICS = (("parse_rate", "parsed %", 100.0, None),
+           ("coarse_violation_rate", "coarse violations %", 100.0, "coarse_violation_rate_se"),
+           ("conform_pct", "conform %", 1.0, "conform_pct_se"),
+           ("r2", "fine-rule R$^2$", 1.0, None),
+           ("residual_std", "residual std", 1.0, None))
+MARKERS = {"ddpm": "s", "ddim": "o", "dpm++2m": "^", "euler": "v", "heun": "D"}
+
+
+def label(r) -> str:
+    """'DDIM 50, eta 1' style label of a table row."""
+    name = {"ddpm": "ancestral", "ddim": "DDIM", "dpm++2m": "DPM++2M", "euler": "Euler", "heun": "Heun"}[r.sampler]
+    if r.sampler == "ddpm":
+        return f"{name} {int(r.network_calls)}"
+    eta = f", eta {r.eta:g}" if r.sampler == "ddim" else ""
+    return f"{name} {int(r.steps)}{eta}"
+
+
+def _nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _fmt(v, scale=1.0, digits=1) -> str:
+    return "–" if _nan(v) else f"{scale * v:.{digits}f}"
+
+
+def table_md(df) -> str:
+    import pandas as pd
+
+    from reports import style
+
+    rows = []
+    for _, r in df.sort_values(["task", "objective", "network_calls"], ascending=[True, True, False]).iterrows():
+        rows.append({"task": r.task, "train seed": int(r.train_seed), "objective": r.objective,
+                     "trained (kimg)": f"{r.images_seen / 1000:g}" + ("" if r.finished_training else " (unfinished)"),
+                     "sampler": label(r), "calls": int(r.network_calls), "samples": int(r.n_samples),
+                     "parsed %": _fmt(r.parse_rate, 100),
+                     "coarse viol. %": f"{_fmt(r.coarse_violation_rate, 100)} ± {_fmt(r.coarse_violation_rate_se, 100)}",
+                     "R2 [95 % CI]": f"{_fmt(r.r2, 1, 3)} [{_fmt(r.r2_lo, 1, 2)}, {_fmt(r.r2_hi, 1, 2)}]",
+                     "slope": _fmt(r.slope, 1, 3), "conform %": f"{_fmt(r.conform_pct)} ± {_fmt(r.conform_pct_se)}",
+                     "residual std": _fmt(r.residual_std, 1, 4), "wall s": f"{r.wall_time_s:.0f}",
+                     "img/s": f"{r.img_per_s:.2f}"})
+    return style.markdown_table(pd.DataFrame(rows))
+
+
+def _draw(inputs: dict, out_dir: Path) -> list[Path]:
+    from dmrules.results import read_table, write_text
+    from reports import style
+
+    if not TABLE.exists():
+        return [write_text(out_dir / "sampler_table.md", "No committed sampler table yet: run `dmrules sampler-table` "
+                           "(docs/ddpm.md).\n")]
+    df = read_table(TABLE)
+    tasks = sorted(df.task.unique())
+    fig, axes = style.subplots(len(tasks), len(METRICS), height=3.2 * len(tasks), squeeze=False)
+    for i, task in enumerate(tasks):
+        cell = df[df.task == task]
+        for j, (col, name, scale, se) in enumerate(METRICS):
+            ax = axes[i, j]
+            for _, r in cell.iterrows():
+                v = r[col]
+                if _nan(v):
+                    continue
+                err = 0.0 if se is None or _nan(r[se]) else scale * r[se]
+                color = style.TASK_COLORS.get(task, "0.3") if r.objective != "flow" else "0.35"
+                face = color if r.sampler != "ddim" or r.eta > 0 else "white"
+                ax.errorbar([r.network_calls], [scale * v], yerr=[err], marker=MARKERS[r.sampler], color=color,
+                            mfc=face, ms=5, capsize=2, ls="none")
+            ax.set_xscale("log")
+            ax.set_xlabel("network calls per sample", fontsize=8)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"Task {task}", fontsize=10)
+    import matplotlib.lines as mlines
+
+    handles = [mlines.Line2D([], [], color="0.2", marker=m, ls="none", label=n) for n, m in
+               (("ancestral", "s"), ("DDIM (open: eta 0)", "o"), ("DPM++2M", "^"), ("Euler (flow)", "v"),
+                ("Heun (flow)", "D"))]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 1.06))
+    files = [style.save(fig, out_dir / "sampler_table.png")]
+    prov = df.attrs.get("provenance", {})
+    text = (table_md(df) + f"\n\nTable `reports/results/{TABLE.name}`, made by `{prov.get('command', '?')}` at commit "
+            f"`{prov.get('commit', '?')}` on `{prov.get('device', '?')}` "
+            f"({prov.get('wall_time_s', float('nan')):.0f} s). ± are binomial standard errors over the parsed samples; "
+            "the R$^2$ interval is a bootstrap 95 % CI.\n")
+    files.append(write_text(out_dir / "sampler_table.md", text))
+    return files
+
+
+FIGURES = [
+    Figure(
+        name="sampler_table",
+        title="Sampling on CPU: rule metrics against network calls (sampler x steps, same weights)",
+        caption="One cpu-preset run per task sampled with the ancestral sampler (999 calls), DDIM 50/100 "
+                "(filled: eta 1, open: eta 0) and DPM-Solver++ 2M 20/50, and a flow-trained run (grey) with "
+                "Euler 50 and Heun 25 (49 calls). Same per-sample seeds for every sampler; precise evaluator. "
+                "Error bars: binomial standard errors. Committed table (docs/ddpm.md, 'The sampler table').",
+        draw=_draw,
+        section="rules-ddpm",
+        watch=(TABLE,),
+    ),
+]

@@ -1,0 +1,174 @@
+"""Samplers by name (issue 13): ddpm bit for bit as before, ddim, dpm++2m, euler, heun, guidance, seeds."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fullscale import diffusion, objectives, samplers
+from fullscale.models import build
+from theory import ddpm_schedule
+from theory.schedules import FlowProcess, VPProcess
+
+REF = Path(__file__).parent / "data" / "sampler_reference.npz"
+VP = VPProcess()
+
+
+def _reference_setup():
+    """The net, seeds and x_T of tests/fullscale/data/make_sampler_reference.py (made with the code
+    before issue 13 at commit e58c3f0)."""
+    torch.manual_seed(0)
+    base = build("unet-small", 16).eval()
+    sab = (1 - ddpm_schedule().alpha_bar).sqrt().float()
+
+    def net(x, t):
+        c = sab[t.long()].view(-1, 1, 1, 1)
+        return 0.97 * c * x + 0.3 * base(x, t)
+
+    seeds = torch.tensor([3, 11], dtype=torch.int64)
+    return net, seeds, samplers.initial_noise(seeds, (3, 16, 16))
+
+
+def _guide(x, t):
+    return torch.tanh(x) * 0.1
+
+
+@pytest.mark.slow
+def test_ddpm_is_bit_for_bit_the_sampler_before_issue_13():
+    ref = np.load(REF)
+    net, seeds, x = _reference_setup()
+    assert np.array_equal(x.numpy(), ref["x_T"])
+    assert np.array_equal(diffusion.ddpm_sample(net, x, seeds).numpy(), ref["ddpm"])
+    out = samplers.ddpm(net, x, VP, seeds, variance="posterior", guide=_guide,
+                        weight=lambda i: 2.0 if i < 500 else 0.5)
+    assert np.array_equal(out.numpy(), ref["ddpm_post_guided"])
+
+
+def test_ddim_is_bit_for_bit_the_sampler_before_issue_13():
+    ref = np.load(REF)
+    net, seeds, x = _reference_setup()
+    assert np.array_equal(diffusion.ddim_sample(net, x, seeds, steps=10, eta=1.0).numpy(), ref["ddim10_eta1"])
+    out = samplers.ddim(net, x, VP, seeds, steps=7, eta=0.0, guide=_guide, weight=1.5)
+    assert np.array_equal(out.numpy(), ref["ddim7_eta0_guided"])
+    # the same through the name table and with the eps objective given explicitly
+    out2 = samplers.sample("ddim", net, x, VP, seeds, steps=10, eta=1.0, objective=objectives.get("eps"))
+    assert np.array_equal(out2.numpy(), ref["ddim10_eta1"])
+
+
+C = 0.3  # data = a point mass at C: every exact predictor sends every sampler to C
+
+
+def _exact(name, process):
+    """The exact network output of objective ``name`` for data = point mass at C (x = a C + s eps)."""
+    obj = objectives.get(name, process)
+
+    def net(x, cond):
+        if process.kind == "vp":
+            a, s = process.coefficients(cond)
+        else:
+            a, s = process.coefficients(cond.double() / process.cond_scale)
+        a, s = a.float().view(-1, 1, 1, 1), s.float().view(-1, 1, 1, 1)
+        x0 = torch.full_like(x, C)
+        eps = (x - a * x0) / s
+        return obj.target(x0, eps, a, s)
+
+    return net, obj
+
+
+@pytest.mark.parametrize("sampler,objective,steps", [
+    ("ddim", "eps", 10), ("ddim", "x0", 10), ("ddim", "v", 10), ("dpm++2m", "eps", 5), ("dpm++2m", "x0", 5),
+    ("dpm++2m", "v", 5), ("euler", "flow", 8), ("heun", "flow", 4)])
+def test_every_sampler_reaches_a_point_mass_with_the_exact_predictor(sampler, objective, steps):
+    process = FlowProcess() if objective == "flow" else VP
+    net, obj = _exact(objective, process)
+    seeds = torch.arange(4)
+    x = samplers.initial_noise(seeds, (3, 4, 4))
+    kw = {"steps": steps} | ({"eta": 0.0} if sampler == "ddim" else {})
+    out = samplers.sample(sampler, net, x, process, seeds, objective=obj, **kw)
+    assert torch.allclose(out, torch.full_like(out, C), atol=2e-4), float((out - C).abs().max())
+
+
+def test_ddpm_with_the_exact_predictor_of_each_vp_objective_agrees():
+    seeds = torch.arange(2)
+    x = samplers.initial_noise(seeds, (3, 4, 4))
+    outs = []
+    for name in ("eps", "x0", "v"):
+        net, obj = _exact(name, VP)
+        outs.append(samplers.ddpm(net, x, VP, seeds, objective=obj, steps=list(range(60, 0, -1))))
+    assert torch.allclose(outs[0], outs[1], atol=1e-4) and torch.allclose(outs[0], outs[2], atol=1e-4)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm++2m", "euler", "heun"])
+def test_a_sample_does_not_depend_on_its_batch(sampler):
+    flow = sampler in ("euler", "heun")
+    process = FlowProcess() if flow else VP
+    net, obj = _exact("flow" if flow else "eps", process)
+    kw = {"steps": 4} | ({"eta": 1.0} if sampler == "ddim" else {})
+    seeds = torch.arange(10, 16)
+    full = samplers.sample(sampler, net, samplers.initial_noise(seeds, (3, 4, 4)), process, seeds, objective=obj, **kw)
+    part = samplers.sample(sampler, net, samplers.initial_noise(seeds[2:4], (3, 4, 4)), process, seeds[2:4],
+                           objective=obj, **kw)
+    assert torch.equal(full[2:4], part)
+
+
+def _gauss(name, process, sd=0.5):
+    """The exact output of objective ``name`` for data ~ N(0, sd^2 I): the posterior means
+    x0_hat = a sd^2 x / (a^2 sd^2 + s^2), eps_hat = s x / (a^2 sd^2 + s^2)."""
+    obj = objectives.get(name, process)
+
+    def net(x, cond):
+        tt = cond if process.kind == "vp" else cond.double() / process.cond_scale
+        a, s = (c.float().view(-1, 1, 1, 1) for c in process.coefficients(tt))
+        den = a * a * sd * sd + s * s
+        return obj.target(a * sd * sd * x / den, s * x / den, a, s)
+
+    return net, obj
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm++2m", "euler", "heun"])
+def test_guidance_hook_moves_every_sampler_towards_the_guide(sampler):
+    """A guide pushing every pixel up (grad log p = +1) raises the mean of the samples; weight 0 is the
+    unguided sampler exactly."""
+    flow = sampler in ("euler", "heun")
+    process = FlowProcess() if flow else VP
+    net, obj = _gauss("flow" if flow else "eps", process)
+    calls = []
+
+    def up(x, t):
+        calls.append(t)
+        return torch.ones_like(x)
+
+    seeds = torch.arange(3)
+    x = samplers.initial_noise(seeds, (3, 4, 4))
+    kw = {} if sampler == "ddpm" else {"steps": 20}  # (at 6 steps 2M's extrapolation of the weight's jump overshoots)
+    if sampler == "ddpm":
+        kw["steps"] = list(range(40, 0, -1))
+    plain = samplers.sample(sampler, net, x, process, seeds, objective=obj, **kw)
+    zero = samplers.sample(sampler, net, x, process, seeds, objective=obj, guide=up, weight=0.0, **kw)
+    # weight on the less noisy half only (DDPM index < 500, like the authors' piecewise schedule): at the
+    # noisiest steps a constant push becomes a huge data-prediction shift (s^2 / a), which the 2M
+    # multistep extrapolation overshoots (docs/ddpm.md, "Samplers")
+    half = lambda i: 0.5 if i < 500 else 0.0  # noqa: E731
+    guided = samplers.sample(sampler, net, x, process, seeds, objective=obj, guide=up, weight=half, **kw)
+    assert torch.equal(plain, zero)
+    assert calls and float(guided.mean()) > float(plain.mean()) + 1e-2
+
+
+def test_network_calls():
+    assert samplers.network_calls("ddpm", 0) == VP.t_max
+    assert samplers.network_calls("heun", 25) == 49 and samplers.network_calls("dpm++2m", 20) == 20
+
+
+@pytest.mark.parametrize("sampler,objective", [("ddpm", "flow"), ("ddim", "flow"), ("dpm++2m", "flow"),
+                                               ("euler", "eps"), ("heun", "v")])
+def test_a_sampler_objective_mismatch_is_one_sentence(sampler, objective):
+    import re
+
+    with pytest.raises(ValueError, match=re.escape(f"the {sampler} sampler cannot sample a model trained with the "
+                                                   f"{objective} objective")):
+        samplers.check_pair(sampler, objective)
+    process = FlowProcess() if objective == "flow" else VP
+    with pytest.raises(ValueError, match="sampler needs a"):
+        samplers.sample(sampler, lambda x, t: x, torch.zeros(1, 3, 4, 4), process, torch.arange(1),
+                        objective=objectives.get(objective, process), steps=2)

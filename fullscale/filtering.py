@@ -20,7 +20,7 @@ import numpy as np
 
 from dmrules import results as R
 
-DEFAULT_MIN_PROB = {"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.7}
+DEFAULT_MIN_PROB = {"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.7}  # a task not listed (registry): 0.0
 
 
 def class_probabilities(net, meta: dict, images: np.ndarray, device="cpu", batch: int = 512) -> np.ndarray:
@@ -78,7 +78,7 @@ def filter_samples(task: str, classifier, samples, out_dir, *, min_prob: float |
     from fullscale.tasks import check_task
 
     task = check_task(task)
-    min_prob = DEFAULT_MIN_PROB[task] if min_prob is None else float(min_prob)
+    min_prob = DEFAULT_MIN_PROB.get(task, 0.0) if min_prob is None else float(min_prob)
     if not 0.0 <= min_prob < 1.0:  # NaN fails this too
         raise ValueError(f"--min-prob must be in [0, 1), got {min_prob}")
     out = Path(out_dir)

@@ -212,7 +212,7 @@ def compare(task: str, preset: str, work, rt, *, run=None, cc: CompareConfig | N
                             variance=cc.variance, extra_meta=extra, log=log)
         images = np.load(out / "images.npy")
         probs = filtering.class_probabilities(clean_net, clean_meta, images, dev)
-        keep = filtering.keep_mask(probs, filtering.DEFAULT_MIN_PROB[task])
+        keep = filtering.keep_mask(probs, filtering.DEFAULT_MIN_PROB.get(task, 0.0))
         wall = json.loads((out / "meta.json").read_text()).get("wall_time_s", time.perf_counter() - t0)
         table = ev.extract(task, images).reset_index(drop=True)
         if arm == "unguided":

@@ -87,7 +87,7 @@ def _bad_cases(d):
     return [
         (["classifier", "train", "--task", "A", "--arch", "conv", "--noisy", "--preset", "smoke", "--out", d / "x"],
          "no noisy conv"),
-        (["classifier", "train", "--task", "E", "--preset", "smoke", "--out", d / "x"], "invalid choice"),
+        (["classifier", "train", "--task", "E", "--preset", "smoke", "--out", d / "x"], "unknown task 'E'"),
         (["classifier", "train", "--task", "A", "--preset", "smoke", "--lr", "-1", "--out", d / "x"], "--lr"),
         ([*sample, "--guide", d / "B-noisy"], "classifier for Task B"),
         ([*sample, "--guide", d / "A-noisy16"], "16 px"),
@@ -105,7 +105,7 @@ def _bad_cases(d):
         (["mitigate", "--tasks", "A", "--preset", "smoke", "--arms", "cosine:1", "--out", d / "m.parquet"],
          "unknown guidance schedule"),
         (["mitigate", "--tasks", "A,B", "--run", d / "run", "--out", d / "m.parquet"], "pattern"),
-        (["mitigate", "--tasks", "A,Q", "--out", d / "m.parquet"], "tasks must be"),
+        (["mitigate", "--tasks", "A,Q", "--out", d / "m.parquet"], "unknown task 'Q'"),
         (["mitigate", "--tasks", "A", "--preset", "smoke", "--out", d / "m.csv"], "parquet"),
     ]
 

@@ -1,5 +1,6 @@
 """Samplers by name (issue 13): ddpm bit for bit as before, ddim, dpm++2m, euler, heun, guidance, seeds."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,63 @@ def test_a_sampler_objective_mismatch_is_one_sentence(sampler, objective):
     with pytest.raises(ValueError, match="sampler needs a"):
         samplers.sample(sampler, lambda x, t: x, torch.zeros(1, 3, 4, 4), process, torch.arange(1),
                         objective=objectives.get(objective, process), steps=2)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """An eps and a flow run at the smoke preset (seconds)."""
+    from dmrules.cli import main
+
+    root = tmp_path_factory.mktemp("objectives")
+    for obj in ("eps", "flow"):
+        assert main(["train", "--task", "A", "--preset", "smoke", "--objective", obj, "--out", str(root / obj),
+                     "--device", "cpu", "--threads", "1"]) == 0
+    return root
+
+
+@pytest.mark.parametrize("run,argv", [
+    ("eps", ["--sampler", "dpm++2m", "--steps", "3"]), ("eps", ["--sampler", "ddim", "--steps", "3", "--eta", "1"]),
+    ("flow", []), ("flow", ["--sampler", "heun", "--steps", "2"])])
+def test_cli_samples_every_sampler_of_its_objective(smoke_runs, tmp_path, run_cli, run, argv):
+    rc, out, err = run_cli("sample", smoke_runs / run, "--n", 3, "--no-png", "--out", tmp_path / "s", *argv)
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    assert np.load(tmp_path / "s" / "images.npy").shape == (3, 32, 32, 3)
+    assert meta["request"]["sampler"] == (argv[1] if argv else "euler")
+    assert ("objective" in meta["request"]) == (run == "flow")  # eps requests keep their old form
+
+
+@pytest.mark.parametrize("run,argv,msg", [
+    ("flow", ["--sampler", "ddpm"], "the ddpm sampler cannot sample a model trained with the flow objective"),
+    ("eps", ["--sampler", "heun"], "the heun sampler cannot sample a model trained with the eps objective"),
+    ("eps", ["--sampler", "dpm++2m", "--eta", "0.5"], "--eta is DDIM's"),
+    ("eps", ["--sampler", "ddim", "--steps", "1000"], "ddim steps must be an integer in 1..999"),
+    ("eps", ["--steps", "nan"], "argument --steps"),
+])
+def test_cli_refuses_a_mismatch_in_one_line(smoke_runs, tmp_path, run_cli, run, argv, msg):
+    rc, _, err = run_cli("sample", smoke_runs / run, "--n", 2, "--out", tmp_path / "s", *argv)
+    assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "s" / "images.npy").exists()
+
+
+def test_sampler_table_command_and_figure(smoke_runs, tmp_path, run_cli, monkeypatch):
+    import pandas as pd
+
+    out = tmp_path / "t.parquet"
+    rc, _, err = run_cli("sampler-table", smoke_runs / "eps", smoke_runs / "flow", "--rows", "ddim:2:1,dpm++2m:2,heun:2",
+                         "--n", 3, "--threads", 1, "--work", tmp_path / "w", "--out", out)
+    assert rc == 0, err
+    df = pd.read_parquet(out)
+    assert sorted(zip(df.objective, df.sampler, df.network_calls)) == [("eps", "ddim", 2), ("eps", "dpm++2m", 2),
+                                                                       ("flow", "heun", 3)]
+    assert {"parse_rate", "coarse_violation_rate", "r2", "slope", "conform_pct", "residual_std",
+            "wall_time_s"} <= set(df.columns)
+    import reports.figures.sampler_table as fig
+
+    monkeypatch.setattr(fig, "TABLE", out)
+    files = fig._draw({}, tmp_path / "fig")
+    assert [f.name for f in files] == ["sampler_table.png", "sampler_table.md"]
+    assert "DPM++2M 2" in files[1].read_text() and "Heun 2" in files[1].read_text()
+    rc, _, err = run_cli("sampler-table", smoke_runs / "eps", "--rows", "ddim:2:7", "--work", tmp_path / "w",
+                         "--out", out)
+    assert rc == 2 and "bad sampler row 'ddim:2:7'" in err

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmrules import results as R
+from dmrules.core import results as R
 from fullscale import diffusion, objectives, samplers
 from fullscale.models import build
 from fullscale.presets import RunConfig
@@ -86,7 +86,7 @@ def sample_images(net_fn, n: int, image_size: int, rt: Runtime, *, seed: int = 0
     samplers.check_pair(sampler, objective)
     obj = objectives.get(objective)
     process = obj.process
-    n_steps = samplers.network_calls(sampler, steps, getattr(process, "T", 0))
+    n_steps = samplers.network_calls(sampler, steps, getattr(process, "T", None))
     batch = max(1, min(int(batch), n))
     shape = (3, image_size, image_size)
     parts_dir = Path(parts_dir) if parts_dir else None
@@ -224,7 +224,7 @@ def sample_run(run_dir, out_dir, rt: Runtime, *, n: int, seed: int = 0, sampler:
 def _sample_run(run_dir, out_dir: Path, rt: Runtime, *, n, seed, sampler, steps, eta, batch, weights, png, guide,
                 weight, variance, extra_meta, log, spacing="even") -> dict:
     net, cfg, ck = load_denoiser(run_dir, rt, weights)
-    calls = samplers.network_calls(sampler, steps, getattr(objectives.get(cfg.objective).process, "T", 0))
+    calls = samplers.network_calls(sampler, steps, getattr(objectives.get(cfg.objective).process, "T", None))
     request = {"run": str(Path(run_dir).resolve()), "n": n, "seed": seed, "sampler": sampler,
                "steps": calls if sampler == "ddpm" else steps, "eta": eta if sampler == "ddim" else None,
                "weights": weights, "variance": variance,

@@ -30,7 +30,8 @@ import torch
 
 from fullscale import rng
 
-# stream of the initial latent x_T; sampler step i uses stream i (an index < _INIT_STREAM)
+# stream id of the initial latent x_T; sampler step i uses stream i, and i + 1 from i = _INIT_STREAM on
+# (steps of a VP process with T > 1001; the streams of T = 1000 are unchanged, so old samples are too)
 _INIT_STREAM = 1000
 
 
@@ -42,7 +43,8 @@ def initial_noise(seeds: torch.Tensor, shape, device=None) -> torch.Tensor:
 
 def step_noise(seeds: torch.Tensor, i: int, shape) -> torch.Tensor:
     """The noise z of each seed at sampler step i (the same whatever the batch)."""
-    return rng.normal(rng.derive(seeds, int(i)), shape)
+    i = int(i)
+    return rng.normal(rng.derive(seeds, i if i < _INIT_STREAM else i + 1), shape)
 
 
 def _weight(weight, i: int) -> float:
@@ -267,8 +269,13 @@ PROCESS_OF = {"ddpm": "vp", "ddim": "vp", "dpm++2m": "vp", "euler": "flow", "heu
 DEFAULT_STEPS = {"ddim": 50, "dpm++2m": 20, "euler": 50, "heun": 25}
 
 
-def network_calls(sampler: str, steps: int, T: int = 1000) -> int:
-    """Network evaluations per sample (``ddpm``: T - 1; ``heun``: 2n - 1; others: 1 per step)."""
+def network_calls(sampler: str, steps: int, T: int | None = None) -> int:
+    """Network evaluations per sample (``ddpm``: T - 1, T of the default VP process unless given;
+    ``heun``: 2n - 1; others: 1 per step)."""
+    if sampler == "ddpm" and not T:
+        from theory.schedules import VPProcess
+
+        T = VPProcess().T
     return T - 1 if sampler == "ddpm" else 2 * int(steps) - 1 if sampler == "heun" else int(steps)
 
 

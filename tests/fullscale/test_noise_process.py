@@ -85,3 +85,13 @@ def test_no_literal_999_in_the_sampling_and_training_code():
         toks = tokenize.generate_tokens(io.StringIO((ROOT / f).read_text()).readline)
         bad += [f"{f}:{t.start[0]}" for t in toks if t.type == tokenize.NUMBER and t.string == "999"]
     assert not bad, bad
+
+
+def test_step_noise_streams_never_meet_the_initial_noise_for_any_T():
+    from fullscale import samplers
+
+    seeds = torch.arange(3)
+    x_T = samplers.initial_noise(seeds, (4,))
+    for i in (1, 999, 1000, 1001, 3999):
+        assert not torch.equal(samplers.step_noise(seeds, i, (4,)), x_T)
+    assert not torch.equal(samplers.step_noise(seeds, 1000, (4,)), samplers.step_noise(seeds, 1001, (4,)))

@@ -80,7 +80,7 @@ def test_tiny_sweep_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "dmrules", *argv, "--out", str(out)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while not list(out.glob("runs/*/evals/*/eval.json")) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     import pandas as pd
     import torch
 
-    from dmrules import results as R
+    from dmrules.core import results as R
     from fullscale import runtime, tasks
     from fullscale.diffusion import from_uint8
     from fullscale.presets import Performance

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dmrules import results as R  # noqa: E402
+from dmrules.core import results as R  # noqa: E402
 from fullscale import evaluate as ev  # noqa: E402
 from fullscale import tasks  # noqa: E402
 from fullscale.tasks import task_a  # noqa: E402

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dmrules import results as R  # noqa: E402
+from dmrules.core import results as R  # noqa: E402
 
 PAPER_A_IMAGES = 400 * 4000
 SAMPLE_WORK = 3000 * 999

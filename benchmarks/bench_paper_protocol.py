@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dmrules import results as R  # noqa: E402
+from dmrules.core import results as R  # noqa: E402
 
 
 def best_of(fn, repeats: int = 3) -> float:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from dmrules import results as R  # noqa: E402
+from dmrules.core import results as R  # noqa: E402
 from sims import experiments as E  # noqa: E402
 from sims import fl  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 DEFAULT_MIN_PROB = {"A": 0.0, "B": 0.0, "C": 0.0, "D": 0.7}  # a task not listed (registry): 0.0
 

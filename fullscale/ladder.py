@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 FRESH_SEED = 10_000  # fresh renders: stream FRESH_SEED + data seed (the clocks sweep's convention)
 UNET_PARTIAL = "ladder-samples"  # U-Net samples from an unfinished run's checkpoint (docs/baselines.md)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 from fullscale.presets import RunConfig
 from fullscale.runtime import Runtime, barrier
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dmrules import results as R
+from dmrules.core import results as R
 from fullscale import rng
 from fullscale import objectives
 from fullscale.diffusion import EpsilonLoss, from_uint8  # noqa: F401 (EpsilonLoss: the eps objective)
@@ -201,18 +201,9 @@ def identity_diff(recorded: str, cfg) -> str:
 
 
 def _trim_stats(run_dir: Path, images: int) -> None:
-    """Drop stats lines written after the checkpoint we resume from (they will be redone)."""
-    path = Path(run_dir) / STATS
-    if not path.exists():
-        return
-    keep = []
-    for ln in path.read_text().splitlines():
-        try:  # a line cut by a kill mid-append is dropped (it is redone)
-            if ln.strip() and json.loads(ln).get("kimg", 0) * 1000 <= images + 0.5:
-                keep.append(ln)
-        except ValueError:
-            continue
-    R.write_text(path, "".join(ln + "\n" for ln in keep))
+    """Drop stats lines written after the checkpoint we resume from (they will be redone; a line cut
+    by a kill mid-append too): the ground floor's loop skeleton does it (issue 13)."""
+    ResumableLoop(run_dir, stats=STATS, progress_key="kimg", scale=1000).trim_stats(images)
 
 
 def _tensors(module: torch.nn.Module) -> list:

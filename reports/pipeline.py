@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dmrules import results as R
+from dmrules.core import results as R
 from reports import stamps
 
 ROOT = Path(__file__).resolve().parent

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dmrules import results as R
+from dmrules.core import results as R
 from reports import reference as ref
 
 ROOT = Path(__file__).resolve().parent

@@ -13,7 +13,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 ROOT = Path(__file__).resolve().parent
 

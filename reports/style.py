@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from dmrules import results as R  # noqa: E402
+from dmrules.core import results as R  # noqa: E402
 
 # Fixed colours so a concept has the same colour in every figure.
 COLORS = {

@@ -46,7 +46,7 @@ class DigitsModel(FLModel):
     classes: tuple = (0, 1)
 
     def data_seed(self) -> int:
-        from dmrules.results import config_hash
+        from dmrules.core.results import config_hash
 
         key = ["digits", list(self.classes), self.n, round(self.snr, 12), self.sigma_xi, self.seed]
         return int(config_hash(key, 8), 16)

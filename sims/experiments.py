@@ -182,7 +182,7 @@ def config_dict(obj) -> dict:
 
 
 def parts_dir(out: Path, config: dict) -> Path:
-    from dmrules.results import config_hash
+    from dmrules.core.results import config_hash
 
     return out.parent / f".{out.name}.parts-{config_hash(config, 10)}"
 
@@ -191,7 +191,7 @@ def up_to_date(out: Path, config: dict) -> bool:
     """True when ``out`` exists and was made from the same configuration."""
     if not out.exists():
         return False
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
 
     try:
         prov = read_table(out).attrs.get("provenance", {})
@@ -207,7 +207,7 @@ def run_sweep(groups: list[Group], out: Path, config: dict, log=print, desc: str
     import pandas as pd
     from tqdm import tqdm
 
-    from dmrules import results as R
+    from dmrules.core import results as R
     from sims.train import Checkpoint
 
     out = Path(out)

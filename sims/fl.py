@@ -81,7 +81,7 @@ class FLModel:
 
     def data_seed(self) -> int:
         """Seed of the data law and sample: shared by both objectives (a paired comparison)."""
-        from dmrules.results import config_hash
+        from dmrules.core.results import config_hash
 
         key = [self.n, round(self.snr, 12), self.d, self.sigma_xi, self.seed]
         return int(config_hash(key, 8), 16)

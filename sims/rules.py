@@ -61,7 +61,7 @@ class RulesSweep:
 
 def data_seed(n: int, seed: int, d: int) -> int:
     """The data law's seed (u, v) and sample: shared by every network of the sweep (paired)."""
-    from dmrules.results import config_hash
+    from dmrules.core.results import config_hash
 
     return int(config_hash(["rules", n, seed, d], 8), 16)
 

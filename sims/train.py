@@ -79,7 +79,7 @@ class Checkpoint:
     def load(self) -> dict | None:
         if self.path is None or not self.path.exists():
             return None
-        from dmrules.results import torch_load
+        from dmrules.core.results import torch_load
 
         return torch_load(self.path, "sims checkpoint")  # a damaged file: one line naming it (issue 12)
 
@@ -89,7 +89,7 @@ class Checkpoint:
     def save(self, state: dict) -> None:
         if self.path is None:
             return
-        from dmrules.results import torch_save
+        from dmrules.core.results import torch_save
 
         torch_save(state, self.path)
         self._last = time.monotonic()

@@ -41,7 +41,7 @@ def sweep(tasks, preset: str, work, *, combos=SWEEP, nt_xent: bool = False, devi
     """Train (or reuse) every classifier; a tidy DataFrame, one row per classifier x noise level."""
     import pandas as pd
 
-    from dmrules import results as R
+    from dmrules.core import results as R
     from fullscale.classify import PAPER_ACCURACY
 
     frames = []
@@ -176,7 +176,7 @@ def compare(task: str, preset: str, work, rt, *, run=None, cc: CompareConfig | N
     """Guided vs unguided vs filtered on one task; a tidy DataFrame, one row per arm."""
     import pandas as pd
 
-    from dmrules import results as R
+    from dmrules.core import results as R
     from fullscale import evaluate as ev
     from fullscale import filtering, generate, guidance
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dmrules import results as R
+from dmrules.core import results as R
 from fullscale import rng
 from fullscale.classify import nets
 from fullscale.classify.config import ClassifierConfig
@@ -274,15 +274,8 @@ def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after)
     bar = tqdm(total=end, initial=step, unit="step", disable=None, desc=f"classifier {cfg.task}/{cfg.kind}-{cfg.arch}")
     t_train = time.perf_counter()
     stats = out / "stats.jsonl"
-    if ckpt is not None and stats.exists():  # drop evaluations after the checkpoint (they are redone)
-        keep = []
-        for ln in stats.read_text().splitlines():
-            try:  # a line cut by a kill mid-append is dropped too
-                if ln.strip() and json.loads(ln)["step"] <= step:
-                    keep.append(ln)
-            except (ValueError, KeyError, TypeError):
-                continue
-        R.write_text(stats, "".join(ln + "\n" for ln in keep))
+    if ckpt is not None:  # drop evaluations after the checkpoint (redone; a torn line too): the ground floor's
+        ResumableLoop(out, progress_key="step").trim_stats(step)  # loop skeleton (issue 13)
     while step < end:
         net.train()
         for g in opt.param_groups:

@@ -138,7 +138,7 @@ def _measure_cached(task: str, protocol: str, key: str, images_fn, parts) -> dic
     if parts is not None:
         import io
 
-        from dmrules import results as R
+        from dmrules.core import results as R
 
         buf = io.BytesIO()
         np.savez(buf, **m)

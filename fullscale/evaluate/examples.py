@@ -56,7 +56,7 @@ def select_examples(task: str, points, k: int = 12) -> dict[str, np.ndarray]:
 
 def save_examples(path, task: str, points, images: np.ndarray, k: int = 12) -> Path:
     """Write the picked images (uint8), their indices and relative errors to ``path`` (.npz)."""
-    from dmrules import results as R
+    from dmrules.core import results as R
 
     if len(points) != len(images):
         raise ValueError(f"{len(points)} evaluated rows but {len(images)} images")

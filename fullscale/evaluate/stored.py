@@ -45,7 +45,7 @@ def atlas_bytes(images: np.ndarray, cols: int = COLS) -> bytes:
 
 def save_atlas(path, images: np.ndarray, cols: int = COLS) -> Path:
     """Write the atlas atomically."""
-    from dmrules import results as R
+    from dmrules.core import results as R
 
     return R.write_bytes(Path(path), atlas_bytes(images, cols))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 from .clocks import eval_dir
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 SAMPLER_RE = re.compile(r"^(?:ddpm|ddim(\d+)-eta([0-9]*\.?[0-9]+))$")
 DEFAULT_KIMG = {"cpu": (5, 10, 20, 40, 80, 160), "paper": (50, 100, 200, 400, 800, 1600), "smoke": (0.016, 0.032)}

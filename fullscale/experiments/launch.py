@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 from .clocks import ClockRun, RunBusy, is_done, run_one
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 DEFAULT_ROWS = ("ddpm", "ddim:50:0", "ddim:50:1", "ddim:100:0", "ddim:100:1", "dpm++2m:20", "dpm++2m:50",
                 "euler:50", "heun:25")

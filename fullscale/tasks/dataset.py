@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dmrules import results as R
+from dmrules.core import results as R
 
 IMAGES = "images.npy"
 FEATURES = "features.parquet"

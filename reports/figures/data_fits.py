@@ -50,7 +50,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import numpy as np
     import pandas as pd
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from fullscale import tasks
     from reports import style
 

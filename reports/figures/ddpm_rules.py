@@ -76,7 +76,7 @@ def _draw_fig4(inputs: dict, out_dir: Path) -> list[Path]:
 def _draw_table1(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from reports import style
 
     rows = []

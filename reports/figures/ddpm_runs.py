@@ -19,7 +19,7 @@ from reports.pipeline import COMMITTED, Result
 def _preset_tag(task: str, model: str, preset: str) -> str:
     """A short hash of the preset's resolved config: a changed preset gets a fresh cache folder
     (an existing RUN made with other settings is refused by ``dmrules run``)."""
-    from dmrules.results import config_hash
+    from dmrules.core.results import config_hash
     from fullscale.presets import PRESETS, RunConfig, resolve_model
 
     resolved = resolve_model(preset, model)
@@ -43,7 +43,7 @@ def load_run(path: Path, source: str) -> dict | None:
     """A run's small result files as a dict (None when it is not a finished run)."""
     import pandas as pd
 
-    from dmrules import results as R
+    from dmrules.core import results as R
     from fullscale.evaluate import examples
 
     path = Path(path)

@@ -40,7 +40,7 @@ XLABELS = ["paper", "exact", "ours", "exact", "ours"]
 
 
 def _table(inputs: dict):
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
 
     return read_table(inputs[CEILING.key])
 
@@ -114,7 +114,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
 def _markdown(df, out_dir: Path) -> Path:
     import pandas as pd
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from reports import style
     from reports.reference import REFERENCE
 

@@ -17,7 +17,7 @@ OBJECTIVES = ("diffusion", "classification")
 
 def load(path):
     """The table, with n·SNR² rounded (it is computed as n·SNR² from a rounded SNR)."""
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
 
     df = read_table(path)
     df["n_snr2"] = df["n_snr2"].round(4)

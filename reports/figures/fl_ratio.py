@@ -17,7 +17,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
     import seaborn as sns
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from reports import style
     from sims.analysis import slopes, transition
 

@@ -66,7 +66,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import numpy as np
     import pandas as pd
 
-    from dmrules.results import read_table, write_text
+    from dmrules.core.results import read_table, write_text
     from reports import style
 
     if not TABLE.exists() or not POINTS.exists():

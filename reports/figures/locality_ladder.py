@@ -119,7 +119,7 @@ def _made_by(df, path: Path) -> str:
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import matplotlib.lines as mlines
 
-    from dmrules.results import read_table, write_text
+    from dmrules.core.results import read_table, write_text
     from reports import style
 
     if not TABLE.exists():

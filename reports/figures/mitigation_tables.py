@@ -34,7 +34,7 @@ REGENERATE = ("`dmrules classifier sweep --tasks A,B,C,D --preset cpu --out "
 
 def _first(paths):
     """(table with provenance, path) of the first committed table that exists, else (None, None)."""
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
 
     for p in paths:
         if Path(p).exists():
@@ -43,7 +43,7 @@ def _first(paths):
 
 
 def _missing(out_dir: Path, name: str) -> list[Path]:
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
 
     return [write_text(out_dir / f"{name}.md", f"No committed table yet: run {REGENERATE}.\n")]
 
@@ -80,7 +80,7 @@ def _draw_classifiers(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
     import seaborn as sns
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from reports import style
 
     df, path = _first(CLASSIFIER_TABLES)
@@ -179,7 +179,7 @@ def _setting(schedule, scale, filtered) -> str:
 def _draw_guidance(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from reports import style
 
     df, path = _first(GUIDANCE_TABLES)

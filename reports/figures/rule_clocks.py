@@ -98,7 +98,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
     import seaborn as sns
 
-    from dmrules.results import read_table, write_text
+    from dmrules.core.results import read_table, write_text
     from reports import style
 
     if not TABLE.exists():

@@ -18,7 +18,7 @@ ACTS = ("quadratic", "relu")
 
 
 def load(path):
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
 
     return read_table(path)
 
@@ -78,7 +78,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
 def _table(fin, out_dir: Path) -> Path:
     import pandas as pd
 
-    from dmrules.results import write_text
+    from dmrules.core.results import write_text
     from reports import style
 
     rows = []

@@ -61,7 +61,7 @@ def table_md(df) -> str:
 
 
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:
-    from dmrules.results import read_table, write_text
+    from dmrules.core.results import read_table, write_text
     from reports import style
 
     if not TABLE.exists():

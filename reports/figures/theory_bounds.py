@@ -30,7 +30,7 @@ def _draw_bounds(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
     import seaborn as sns
 
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
     from reports import style
 
     tables = [read_table(inputs[r.key]) for r in (BOUND_UNIFORM, BOUND_DISCRETE)]
@@ -63,7 +63,7 @@ def _draw_bounds(inputs: dict, out_dir: Path) -> list[Path]:
 def _draw_score_table(inputs: dict, out_dir: Path) -> list[Path]:
     import pandas as pd
 
-    from dmrules.results import read_table, write_text
+    from dmrules.core.results import read_table, write_text
     from reports import style
 
     df = pd.concat([read_table(inputs[r.key]) for r in (SCORE_RULES, SCORE_RULES_DISCRETE, SCORE_FL)], ignore_index=True)
@@ -81,7 +81,7 @@ def _draw_score_table(inputs: dict, out_dir: Path) -> list[Path]:
 
 def _paper_vs_ours(inputs: dict) -> list[dict]:
     """The paper's qualitative claim (constant rule error under DSM) beside our L_t (reports.reference)."""
-    from dmrules.results import read_table
+    from dmrules.core.results import read_table
     from reports.reference import row
 
     df = read_table(inputs[BOUND_UNIFORM.key])

@@ -109,3 +109,15 @@ def test_loop_refuses_a_foreign_checkpoint(tmp_path):
     (tmp_path / "checkpoint.pt").write_text("{}")
     with pytest.raises(ValueError, match="not a checkpoint"):
         ResumableLoop(tmp_path).resume(lambda p: json.loads(p.read_text()))
+
+
+def test_science_packages_do_not_import_the_cli():
+    """theory, sims and fullscale reach shared plumbing through dmrules.core, never through the CLI."""
+    code = ("import importlib, pkgutil, sys\n"
+            "for pkg in ('theory', 'sims', 'fullscale'):\n"
+            "    m = importlib.import_module(pkg)\n"
+            "    for info in pkgutil.walk_packages(m.__path__, pkg + '.'):\n"
+            "        importlib.import_module(info.name)\n"
+            "print(','.join(m for m in sys.modules if m.startswith(('dmrules.cli', 'dmrules.commands'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -126,3 +126,20 @@ def test_the_committed_figure_tables_survive():
     for f in files:
         blocks += [report.H(2, f.stem, f.stem), ("md", f.read_text())]
     _check(blocks)
+
+
+def test_drawn_files_live_apart_from_the_modules(tmp_path):
+    """Issue 13: modules in reports/figures/, their PNG/MD in reports/plots/; a cache stamp written
+    before the move (naming reports/figures/X.png) still finds the moved file, so nothing is redrawn."""
+    from reports import pipeline
+
+    code = Path(pipeline.__file__).with_name("figures")
+    assert pipeline.FIGURE_DIR == code.with_name("plots")
+    assert not [p.name for p in code.iterdir() if p.suffix in (".png", ".md")]
+    assert not list(pipeline.FIGURE_DIR.glob("*.py")) and list(pipeline.FIGURE_DIR.glob("*.png"))
+    layout = pipeline.Layout(cache=tmp_path / "cache", figures=tmp_path / "plots", committed=tmp_path / "results")
+    layout.figures.mkdir()
+    (layout.figures / "x.png").write_bytes(b"png")
+    old = pipeline.OLD_FIGURE_DIR / "x.png"
+    assert pipeline._moved(old, layout) == layout.figures / "x.png"
+    assert pipeline._moved(old.with_name("gone.png"), layout) == old.with_name("gone.png")

@@ -127,6 +127,13 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         ax.axhline(top, color="0.7", lw=0.6, ls=":")
         ax.set(xscale="log", yscale="log", xlabel="training-set size n", ylabel="kimg when reached",
                title=f"Task {task}: rule clocks (hollow: not by {df['kimg'].max():g} kimg)")
+        budgets = sorted(df["kimg"].unique())
+        ax.set_xticks(ns, [str(n) for n in ns], minor=False)
+        ax.set_xticks([], minor=True)
+        ax.set_yticks(budgets + [top], [f"{b:g}" for b in budgets] + ["not\nreached"], minor=False)
+        ax.set_yticks([], minor=True)
+        ax.set_xlim(min(ns) / 1.6, max(ns) * 1.6)
+        ax.set_ylim(min(budgets) / 1.4, top * 1.4)
         ax.legend(fontsize=7, loc="lower right")
         t = prim[prim["task"] == task].copy()
         t["coarse %"] = 100 * t["coarse_violation_rate"]

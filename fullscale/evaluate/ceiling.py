@@ -89,9 +89,10 @@ def bootstrap(task: str, protocol: str, m: dict, n_boot: int, seed: int) -> dict
 
 
 def _ci(reps: np.ndarray) -> tuple[float, float, int]:
-    """Percentile 95 % interval over the finite replicates (NaN when fewer than 10 have a value)."""
+    """Percentile 95 % interval over the finite replicates; NaN when fewer than 10, or fewer than half of
+    the replicates, have a value (a statistic that is mostly undefined has no interval)."""
     ok = reps[np.isfinite(reps)]
-    if len(ok) < 10:
+    if len(ok) < max(10, len(reps) / 2):
         return np.nan, np.nan, int(len(ok))
     lo, hi = np.percentile(ok, [2.5, 97.5])
     return float(lo), float(hi), int(len(ok))
@@ -100,8 +101,8 @@ def _ci(reps: np.ndarray) -> tuple[float, float, int]:
 def _rows(base: dict, point: dict, reps: dict) -> list[dict]:
     rows = []
     for k in METRICS:
-        lo, hi, nb = _ci(reps[k]) if k != "n_fit" else (np.nan, np.nan, 0)
         v = point[k]
+        lo, hi, nb = _ci(reps[k]) if k != "n_fit" and v is not None and np.isfinite(v) else (np.nan, np.nan, 0)
         rows.append({**base, "metric": k, "value": np.nan if v is None else float(v), "ci_lo": lo, "ci_hi": hi,
                      "n_boot": nb})
     return rows
@@ -114,7 +115,7 @@ def _gap_rows(base: dict, point: dict, reps: dict, ceil_point: dict, ceil_reps: 
         a, c = point[k], ceil_point[k]
         v = np.nan if a is None or c is None or not np.isfinite(c) else a - c
         m = min(len(reps[k]), len(ceil_reps[k]))
-        lo, hi, nb = _ci(reps[k][:m] - ceil_reps[k][:m])
+        lo, hi, nb = _ci(reps[k][:m] - ceil_reps[k][:m]) if np.isfinite(v) else (np.nan, np.nan, 0)
         rows.append({**base, "metric": f"gap_{k}", "value": v, "ci_lo": lo, "ci_hi": hi, "n_boot": nb})
     return rows
 

@@ -120,3 +120,16 @@ def test_report_lends_the_paper_protocol_column():
     assert out[0]["paper_protocol"] == "R² 0.83 [0.29, 0.92]" and not out[1].get("paper_protocol")
     text = to_markdown(_comparison_blocks([{"rows": rows}], []))
     assert "the authors' evaluator (paper protocol) on our images" in text and "R² 0.83 [0.29, 0.92]" in text
+
+
+def test_an_undefined_statistic_has_no_interval():
+    """A set where the authors' B pipeline parses 2 images: no fit, so no R² interval either (a few
+    resamples that happen to fit must not make one)."""
+    images, _ = tasks.render("B", 60, seed=1)
+    blank = np.full_like(images, 255)
+    blank[:2] = images[:2]
+    m = C.measure("B", blank, "paper")
+    point = C.statistics("B", "paper", m)
+    rows = {r["metric"]: r for r in C._rows({}, point, C.bootstrap("B", "paper", m, 50, 0))}
+    assert point["r2"] is None and np.isnan(rows["r2"]["value"]) and np.isnan(rows["r2"]["ci_lo"])
+    assert rows["parse_rate"]["ci_lo"] <= rows["parse_rate"]["value"] <= rows["parse_rate"]["ci_hi"]

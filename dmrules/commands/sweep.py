@@ -68,7 +68,8 @@ def register(sub) -> None:
     c.add_argument("--slurm-timeout-min", type=positive_int, default=240, help="job time limit in minutes (default 240)")
     c.add_argument("--table", default=None, metavar="F.parquet", help="aggregate table (default OUT/clocks.parquet)")
     c.add_argument("--aggregate-only", action="store_true", help="run nothing: write the tables from finished evaluations")
-    c.add_argument("--plan", action="store_true", help="print the runs and their status, then exit")
+    c.add_argument("--plan", action="store_true", help="record the runs in OUT/manifest.json (the aggregate's coverage "
+                   "counts against it), print their status, run nothing")
     c.set_defaults(func=_clocks, _prog=c.prog)
 
     a = acts.add_parser("aggregate", help="write a sweep's tables from its finished evaluations (safe while it runs)",
@@ -123,7 +124,8 @@ def _clocks(args) -> int:
              "budgets_images": list(runs[0].budgets), "samples": args.samples, "sampler": runs[0].sampler,
              "second_sampler": runs[0].second_sampler, "holdout": args.holdout, "threads": args.threads,
              "device": args.device}
-    if args.plan:
+    if args.plan:  # record the plan (coverage is counted against it), run nothing
+        launch.write_manifest(out, runs, sweep)
         for r in runs:
             rdir = launch.run_dir(out, r)
             state = "finished" if clocks.is_done(r, rdir) else "started" if (rdir / "config.json").exists() else "pending"

@@ -166,7 +166,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             "value: one seed). Novel: parsed samples farther (position features) from every training image "
             "than the median fresh render; copy rate: samples closer (pixels) than any fresh render; split ratio: "
             "paired / unrelated pixel distance of the two seeds' samples from the same noise (bootstrap 95 % CI; "
-            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg; blank: not reached):\n\n"
+            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget):\n\n"
             + style.markdown_table(clocks.fillna("–")) + _provenance(df))
     files.append(write_text(out_dir / "rule_clocks.md", text))
     return files

@@ -23,6 +23,16 @@ SMOKE = ["--preset", "smoke", "--samples", "6", "--kimg", "0.016,0.032,0.048,0.0
 TIMING = ["train_s", "sample_s", "eval_s", "device"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """In-process sweeps set torch's thread count (--threads 1); give other tests theirs back."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 def test_parse_sampler_and_budgets():
     assert clocks.parse_sampler("ddpm") == {"sampler": "ddpm", "steps": 999, "eta": 0.0}
     assert clocks.parse_sampler("ddim100-eta1") == {"sampler": "ddim", "steps": 100, "eta": 1.0}

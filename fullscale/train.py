@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from dmrules.core import results as R
+from dmrules.core.loop import ResumableLoop
 from fullscale import rng
 from fullscale import objectives
 from fullscale.diffusion import EpsilonLoss, from_uint8  # noqa: F401 (EpsilonLoss: the eps objective)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from dmrules.core import results as R
+from dmrules.core.loop import ResumableLoop
 from fullscale import rng
 from fullscale.classify import nets
 from fullscale.classify.config import ClassifierConfig

@@ -3,8 +3,10 @@ weights under several samplers (ancestral 999, DDIM 50/100 with eta 0/1, DPM++2M
 flow-trained model (Euler 50, Heun 25).
 
 Reads the committed table only (``make figures`` samples nothing here); made by
-    dmrules sampler-table runs/cpu1_A runs/samplers/flow_A_s0 --threads 1 --work runs/samplers/work \
+    dmrules sampler-table runs/cpu1_A --threads 1 --work runs/samplers/work \
         --out reports/results/sampler_table_cpu.parquet
+    dmrules sampler-table runs/samplers/flow_A_s0 --threads 1 --work runs/samplers/work \
+        --out reports/results/sampler_table_cpu_flow.parquet
 (docs/ddpm.md, "The sampler table", has the runs, the coverage and the reading).
 """
 
@@ -15,7 +17,15 @@ from pathlib import Path
 
 from reports.pipeline import COMMITTED, Figure
 
-TABLE = COMMITTED / "sampler_table_cpu.parquet"
+TABLE = COMMITTED / "sampler_table_cpu.parquet"  # the eps-trained run(s)
+FLOW_TABLE = COMMITTED / "sampler_table_cpu_flow.parquet"  # the flow-trained run(s)
+
+
+def tables() -> list[Path]:
+    """The committed sampler tables that exist."""
+    return [p for p in (TABLE, FLOW_TABLE) if p.exists()]
+
+
 METRICS = (("parse_rate", "parsed %", 100.0, None),
            ("coarse_violation_rate", "coarse violations %", 100.0, "coarse_violation_rate_se"),
            ("conform_pct", "conform %", 1.0, "conform_pct_se"),
@@ -64,10 +74,14 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     from dmrules.core.results import read_table, write_text
     from reports import style
 
-    if not TABLE.exists():
+    import pandas as pd
+
+    paths = tables()
+    if not paths:
         return [write_text(out_dir / "sampler_table.md", "No committed sampler table yet: run `dmrules sampler-table` "
                            "(docs/ddpm.md).\n")]
-    df = read_table(TABLE)
+    parts = [read_table(p) for p in paths]
+    df = pd.concat(parts, ignore_index=True)
     tasks = sorted(df.task.unique())
     fig, axes = style.subplots(len(tasks), len(METRICS), height=3.2 * len(tasks), squeeze=False)
     for i, task in enumerate(tasks):
@@ -96,11 +110,13 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
                 ("Heun (flow)", "D"))]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, bbox_to_anchor=(0.5, 1.06))
     files = [style.save(fig, out_dir / "sampler_table.png")]
-    prov = df.attrs.get("provenance", {})
-    text = (table_md(df) + f"\n\nTable `reports/results/{TABLE.name}`, made by `{prov.get('command', '?')}` at commit "
-            f"`{prov.get('commit', '?')}` on `{prov.get('device', '?')}` "
-            f"({prov.get('wall_time_s', float('nan')):.0f} s). ± are binomial standard errors over the parsed samples; "
-            "the R$^2$ interval is a bootstrap 95 % CI.\n")
+    text = table_md(df) + "\n"
+    for p, part in zip(paths, parts):
+        prov = part.attrs.get("provenance", {})
+        text += (f"\nTable `reports/results/{p.name}`, made by `{prov.get('command', '?')}` at commit "
+                 f"`{prov.get('commit', '?')}` on `{prov.get('device', '?')}` ({prov.get('wall_time_s', float('nan')):.0f} s).")
+    text += ("\n\n± are binomial standard errors over the parsed samples; the R$^2$ interval is a bootstrap 95 % CI; "
+             "wall time is the sampling call's (a resumed set counts only its last call).\n")
     files.append(write_text(out_dir / "sampler_table.md", text))
     return files
 
@@ -115,6 +131,6 @@ FIGURES = [
                 "Error bars: binomial standard errors. Committed table (docs/ddpm.md, 'The sampler table').",
         draw=_draw,
         section="rules-ddpm",
-        watch=(TABLE,),
+        watch=(TABLE, FLOW_TABLE),
     ),
 ]

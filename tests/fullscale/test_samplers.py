@@ -227,6 +227,7 @@ def test_sampler_table_command_and_figure(smoke_runs, tmp_path, run_cli, monkeyp
     import reports.figures.sampler_table as fig
 
     monkeypatch.setattr(fig, "TABLE", out)
+    monkeypatch.setattr(fig, "FLOW_TABLE", tmp_path / "absent.parquet")
     files = fig._draw({}, tmp_path / "fig")
     assert [f.name for f in files] == ["sampler_table.png", "sampler_table.md"]
     assert "DPM++2M 2" in files[1].read_text() and "Heun 2" in files[1].read_text()

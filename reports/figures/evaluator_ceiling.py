@@ -58,7 +58,9 @@ def _fmt(v, lo=None, hi=None, digits=3) -> str:
 
 
 def _errorbar(ax, x, r, **kw):
-    """One value with its bootstrap interval, labelled with its value."""
+    """One value with its bootstrap interval, labelled with its value (nothing when it is undefined)."""
+    if not r.value == r.value:
+        return
     lo, hi = (r.ci_lo, r.ci_hi) if r.ci_lo == r.ci_lo else (r.value, r.value)
     ax.errorbar([x], [r.value], yerr=[[r.value - lo], [hi - r.value]], capsize=3, lw=1.3, **kw)
     ax.annotate(f"{r.value:.2f}", (x, r.value), xytext=(5, 0), textcoords="offset points", fontsize=6.5, va="center")
@@ -88,7 +90,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             g = r2[(r2.task == task) & (r2.kind == "generated") & (r2.protocol == protocol)].reset_index(drop=True)
             for i, row in g.iterrows():
                 k = gen_sets.index(row.set)
-                x = POSITIONS[(protocol, "generated")] + 0.15 * (i - (len(g) - 1) / 2)
+                x = POSITIONS[(protocol, "generated")] + 0.3 * (i - (len(g) - 1) / 2)
                 _errorbar(ax, x, row, fmt=markers[k % len(markers)], color=style.TASK_COLORS[task], ms=5,
                           mfc="white" if row.preview else style.TASK_COLORS[task])
                 handles.setdefault(row.set, ax.errorbar([], [], fmt=markers[k % len(markers)], color="0.3", ms=5,
@@ -184,8 +186,10 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
             paper_scale = g.preset.iloc[0] == "paper"
             paper_r2 = REFERENCE[f"rules.gen_fit.{task}"].value
             inside = pr.ci_lo <= paper_r2 <= pr.ci_hi if pr.ci_lo == pr.ci_lo else None
+            pp_parsed = v.get(("paper", "parse_rate"))
+            parsed = "" if pp_parsed is None else f"{round(pp_parsed.value * pr.n_images)} of "
             text = (f"R² {_fmt(pr.value, pr.ci_lo, pr.ci_hi)}, conform {_fmt(pc.value, pc.ci_lo, pc.ci_hi, 1)} % "
-                    f"({int(pr.n_images)} samples; ceiling R² {_fmt(m[('paper', 'r2')].value)})")
+                    f"({parsed}{int(pr.n_images)} samples parsed; ceiling R² {_fmt(m[('paper', 'r2')].value)})")
             small = " (only the first 64 samples were kept: a wide interval)" if g.preview.iloc[0] else ""
             if not paper_scale:
                 note = f"{g.preset.iloc[0]} preset, not the paper's scale"
@@ -195,13 +199,13 @@ def _paper_vs_ours(inputs: dict) -> list[dict]:
                 note = "the paper's R² lies outside the interval of the authors' evaluator on our samples" + small
             # lend the value to the DDPM figures' row of the same run; the committed cpu runs have no such row
             # (and share model and preset with make figures' own run), so they stand alone
-            committed_cpu = str(g.source.iloc[0]).startswith(str(CPU_RUNS_DIR))
+            committed_cpu = Path(str(g.source.iloc[0])).parent.name == CPU_RUNS_DIR.name
             match = "" if committed_cpu else f"{g.model.iloc[0]}, {g.preset.iloc[0]} preset"
             rows.append(row(f"rules.gen_fit.{task}", f"authors' evaluator: {text}; precise: R² "
                             f"{_fmt(cr.value, cr.ci_lo, cr.ci_hi)} ({name})", note,
                             inside if paper_scale else None, paper_protocol=text, annotates=match))
             if pc is not None and pc.value == pc.value:
-                conform = f"conform {_fmt(pc.value, pc.ci_lo, pc.ci_hi, 1)} % ({int(pc.n_images)} samples)"
+                conform = f"conform {_fmt(pc.value, pc.ci_lo, pc.ci_hi, 1)} % ({parsed}{int(pc.n_images)} samples parsed)"
                 rows.append(row(f"rules.conform_gen.{task}", f"authors' evaluator: {conform} ({name})",
                                 "" if paper_scale else note, None, paper_protocol=conform, annotates=match))
     return rows

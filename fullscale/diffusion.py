@@ -28,7 +28,7 @@ T_MIN, T_MAX = DEFAULT_PROCESS.t_min, DEFAULT_PROCESS.t_max  # 1, T - 1
 
 
 def _process(schedule=None) -> VPProcess:
-    return DEFAULT_PROCESS if schedule is None else VPProcess(schedule)
+    return DEFAULT_PROCESS if schedule is None or schedule is DEFAULT_PROCESS.schedule else VPProcess(schedule)
 
 
 def _coef(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -55,10 +55,10 @@ def ddim_timesteps(n_steps: int, schedule=None) -> list[int]:
 
 def ddim_sample(net: Callable, x: torch.Tensor, seeds: torch.Tensor | None = None, *, steps=50, eta: float = 0.0,
                 guide: Callable | None = None, weight=1.0, schedule=None, progress: Callable | None = None,
-                offset: torch.Tensor | None = None, objective=None) -> torch.Tensor:
+                offset: torch.Tensor | None = None, objective=None, spacing: str = "even") -> torch.Tensor:
     """DDIM (Song et al. 2021, Eq. 12) from x_T; see ``samplers.ddim``."""
     return samplers.ddim(net, x, _process(schedule), seeds, objective=objective, steps=steps, eta=eta, guide=guide,
-                         weight=weight, progress=progress, offset=offset)
+                         weight=weight, progress=progress, offset=offset, spacing=spacing)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -110,15 +110,16 @@ def sample_images(net_fn, n: int, image_size: int, rt: Runtime, *, seed: int = 0
         x = samplers.initial_noise(seeds, shape).to(rt.device)
         progress = lambda i: bar.update(end - start)  # noqa: E731  (one tick per sampler step)
         kw = dict(objective=obj, guide=guide, weight=weight, progress=progress, offset=offset)
-        if sampler == "ddpm":
-            kw["variance"] = variance
+        if sampler == "ddpm":  # the old entry points (fullscale.diffusion) for the two old samplers
+            x0 = diffusion.ddpm_sample(net_fn, x, seeds, variance=variance, schedule=process.schedule, **kw)
+        elif sampler == "ddim":
+            x0 = diffusion.ddim_sample(net_fn, x, seeds, steps=int(steps), eta=eta, spacing=spacing,
+                                       schedule=process.schedule, **kw)
         else:
             kw["steps"] = int(steps)
-        if sampler == "ddim":
-            kw["eta"] = eta
-        if sampler in ("ddim", "dpm++2m"):
-            kw["spacing"] = spacing
-        x0 = samplers.SAMPLERS[sampler](net_fn, x, process, seeds, **kw)
+            if sampler == "dpm++2m":
+                kw["spacing"] = spacing
+            x0 = samplers.SAMPLERS[sampler](net_fn, x, process, seeds, **kw)
         imgs = diffusion.to_uint8(x0[: end - start]).cpu().numpy()
         out[start:end] = imgs
         if part is not None:

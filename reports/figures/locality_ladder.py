@@ -39,7 +39,8 @@ def _fmt(v, scale=1.0, digits=1) -> str:
 
 
 def best_match(df, task: str, n: int) -> dict:
-    """For each metric, the local P whose value is closest to the U-Net's (None without a U-Net row)."""
+    """For each metric, the local rungs whose value is closest to the U-Net's: every P within one
+    combined standard error of the smallest gap counts (ties are listed), as (labels, gap)."""
     cell = df[(df.task == task) & (df.n == n)].set_index("rung")
     if "unet" not in cell.index:
         return {}
@@ -50,8 +51,12 @@ def best_match(df, task: str, n: int) -> dict:
         local = local[local[m].notna()]
         if _nan(u) or not len(local):
             continue
+        se_col = f"{m}_se"
         gap = (local[m] - u).abs()
-        out[m] = (LABELS[gap.idxmin()], float(gap.min()))
+        se_u = cell.loc["unet", se_col] if se_col in cell else 0.0
+        se = ((local[se_col].fillna(0.0) ** 2 + (0.0 if _nan(se_u) else se_u) ** 2) ** 0.5) if se_col in local else 0.0
+        tied = [r for r in local.index if gap[r] <= gap.min() + (se[r] if hasattr(se, "__getitem__") else se)]
+        out[m] = (" / ".join(LABELS[r] for r in tied), float(gap.min()))
     return out
 
 
@@ -75,7 +80,10 @@ def _table_md(df) -> str:
                 "R2 [95 % CI]": f"{_fmt(r.r2, 1, 3)} [{_fmt(r.r2_lo, 1, 2)}, {_fmt(r.r2_hi, 1, 2)}]",
                 "copy rate %": f"{_fmt(r.copy_rate, 100)} ± {_fmt(r.copy_rate_se, 100)}",
                 "novel conform %": _fmt(r.novel_conform_pct),
-                "median NN dist (px)": _fmt(r.median_d_pix, 1, 3)})
+                "median NN dist (px)": _fmt(r.median_d_pix, 1, 3),
+                "U-Net images seen": "" if rung != "unet" else f"{r.unet_images_seen / 1000:.0f} k"
+                + ("" if r.unet_images_seen >= r.unet_images_planned else
+                   f" of {r.unet_images_planned / 1000:.0f} k (cut short)")})
     text = style.markdown_table(pd.DataFrame(rows))
     lines = []
     for (task, n), _ in df.groupby(["task", "n"], sort=True):
@@ -85,7 +93,8 @@ def _table_md(df) -> str:
                          f"{bm.get('coarse_violation_rate', ('–',))[0]}, conform % {bm.get('conform_pct', ('–',))[0]}, "
                          f"copy rate {bm.get('copy_rate', ('–',))[0]}.")
     if lines:
-        text += "\nWhere the U-Net sits (the local P with the nearest value; differences within the ± above are ties):\n" \
+        text += ("\nWhere the U-Net sits: the local P (P = 32 is the empirical denoiser) nearest to the U-Net in each "
+                 "metric; P within one combined standard error of the nearest are listed as ties:\n") \
             + "\n".join(lines) + "\n"
     return text
 
@@ -173,7 +182,8 @@ FIGURES = [
         caption="Samples of the training set's closed-form denoisers (local P x P patch machine of Kamb & Ganguli, "
                 "P = 32 = the whole image = the empirical denoiser; Gaussian/Wiener), drawn with the cpu preset's "
                 "sampler (stochastic DDIM, 100 steps) and the same per-sample seeds as the trained U-Net (dashed, "
-                "cpu preset, 160 k images seen), evaluated by the precise evaluator. Copy rate: samples closer in "
+                "cpu preset; images seen per run in the table: 160 k planned, runs cut short are marked), "
+                "evaluated by the precise evaluator. Copy rate: samples closer in "
                 "pixels to a training image than any fresh render of the law. Error bars: binomial standard errors. "
                 "Committed tables; the theory rung is in the table below the figure.",
         draw=_draw,

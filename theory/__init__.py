@@ -3,7 +3,8 @@ dmrules package imported.
 
 Public names (other tools call them; keep them stable):
     ddpm_schedule, DDPMSchedule, ou_alpha, ou_beta,            forward processes       (theory.schedules)
-    ou_alpha_beta, ou_time_from_alpha_bar
+    ou_alpha_beta, ou_time_from_alpha_bar,
+    VPProcess, FlowProcess, make_process                       noise processes (own time; issue 13)
     TwoPatchSignalNoise, RulePatches, ZetaLaw                  data laws and scores    (theory.distributions, theory.zeta)
     psi, rule_error, bound, bound_mc, bound_class,             the rule in score space (theory.rules)
     patchwise_optimum, dsm_gap_constant_vs_optimum

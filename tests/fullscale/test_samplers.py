@@ -234,3 +234,30 @@ def test_sampler_table_command_and_figure(smoke_runs, tmp_path, run_cli, monkeyp
     rc, _, err = run_cli("sampler-table", smoke_runs / "eps", "--rows", "ddim:2:7", "--work", tmp_path / "w",
                          "--out", out)
     assert rc == 2 and "bad sampler row 'ddim:2:7'" in err
+
+
+def test_a_vp_classifier_guides_a_flow_model_through_the_same_snr_state():
+    """ClassifierGuide(process=FlowProcess): the classifier sees x_tau / sqrt(a^2 + s^2) at the SNR-matched
+    DDPM index, and the gradient is taken through that map (toolkit's derivation)."""
+    import math
+
+    from fullscale.guidance import ClassifierGuide
+
+    seen = []
+
+    class Clf(torch.nn.Module):
+        def forward(self, x, t):
+            seen.append((x.detach().clone(), t.clone()))
+            s = x.flatten(1).sum(1, keepdim=True)
+            return torch.cat([-s, s], 1)
+
+    flow = FlowProcess()
+    guide = ClassifierGuide(Clf(), process=flow)
+    x = torch.randn(2, 3, 4, 4)
+    tau = 0.3
+    g = guide(x, torch.full((2,), tau))
+    r = math.hypot(1 - tau, tau)
+    assert torch.allclose(seen[-1][0], x / r, atol=1e-6)
+    assert int(seen[-1][1][0]) == flow.guidance_index(tau) and seen[-1][1].dtype == torch.int64
+    g_vp = ClassifierGuide(Clf())(x / r, torch.full((2,), flow.guidance_index(tau), dtype=torch.int64))
+    assert torch.allclose(g, g_vp / r, atol=1e-6)

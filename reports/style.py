@@ -106,7 +106,7 @@ def markdown_table(df, floatfmt: str = ".3g") -> str:
         text = format(v, floatfmt) if isinstance(v, float) else str(v)
         return text.replace("|", "\\|").replace("\n", " ")
 
-    rows = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    rows = ["| " + " | ".join(fmt(str(c)) for c in cols) + " |", "|" + "---|" * len(cols)]  # headers escaped too
     rows += ["| " + " | ".join(fmt(v) for v in rec) + " |" for rec in df.itertuples(index=False)]
     return "\n".join(rows) + "\n"
 

@@ -267,17 +267,28 @@ def _sample_run(run_dir, out_dir: Path, rt: Runtime, *, n, seed, sampler, steps,
                            eta=eta, batch=batch, parts_dir=parts, guide=guide, weight=weight, variance=variance,
                            offset=ck["offset"], log=log, objective=cfg.objective, spacing=spacing)
     wall = time.perf_counter() - t0
+    meta = finish_sample_set(out_dir, images, request, parts, wall, seed=seed, png=png,
+                             model=cfg.model, task=cfg.task, network_calls=calls)
+    log(f"[sample] wrote {array} in {wall:.1f} s ({n / wall:.1f} img/s)")
+    return meta
+
+
+def finish_sample_set(out_dir, images: np.ndarray, request: dict, parts, wall: float, *, seed: int, png: bool,
+                      **fields) -> dict:
+    """Write a finished sample set (PNGs if asked, images.npy, then meta.json last, so a set with a
+    meta.json is whole) and remove its resumable parts; ``fields`` go into meta.json (model, task, ...).
+    Shared by ``dmrules sample`` and ``dmrules baseline``, whose sets are read alike."""
+    out_dir, parts, n = Path(out_dir), Path(parts), len(images)
     if png:
         write_pngs(images, out_dir / "png", range(seed, seed + n))
-    save_array(array, images)
-    meta = {"request": request, "model": cfg.model, "task": cfg.task, "wall_time_s": wall, "network_calls": calls,
-            "img_per_s": n / wall, "provenance": R.provenance(config=request, wall_time_s=wall)}
-    R.write_json(meta_path, meta)
+    save_array(out_dir / "images.npy", images)
+    meta = {"request": request, **fields, "wall_time_s": wall, "img_per_s": n / wall,
+            "provenance": R.provenance(config=request, wall_time_s=wall)}
+    R.write_json(out_dir / "meta.json", meta)
     for p in sorted(parts.glob("part-*.npy")):
         p.unlink()
     if parts.exists():
         parts.rmdir()
-    log(f"[sample] wrote {array} in {wall:.1f} s ({n / wall:.1f} img/s)")
     return meta
 
 

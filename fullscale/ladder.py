@@ -73,7 +73,7 @@ def sample_baseline(task: str, n_train: int, denoiser: str, out_dir, rt, *, patc
         R.clean_temps(out_dir, log=log)
         meta_path, array = out_dir / "meta.json", out_dir / "images.npy"
         if meta_path.exists():
-            old = json.loads(meta_path.read_text())
+            old = R.read_json(meta_path, "sample set record")  # a damaged file: one line naming it
             if old.get("request") != request:
                 raise ValueError(f"{out_dir} holds samples of another request; use a new --out")
             if array.exists():
@@ -93,16 +93,8 @@ def sample_baseline(task: str, n_train: int, denoiser: str, out_dir, rt, *, patc
         images = generate.sample_images(baselines.net_fn(den), n, train.shape[-1], rt, seed=seed, sampler=sampler,
                                         steps=steps, eta=eta, batch=batch, parts_dir=parts, offset=offset, log=log)
         wall = time.perf_counter() - t0
-        if png:
-            generate.write_pngs(images, out_dir / "png", range(seed, seed + n))
-        generate.save_array(array, images)
-        meta = {"request": request, "model": rung_name(denoiser, patch, equivariant), "task": task,
-                "wall_time_s": wall, "img_per_s": n / wall, "provenance": R.provenance(config=request, wall_time_s=wall)}
-        R.write_json(meta_path, meta)
-        for p in sorted(parts.glob("part-*.npy")):
-            p.unlink()
-        if parts.exists():
-            parts.rmdir()
+        meta = generate.finish_sample_set(out_dir, images, request, parts, wall, seed=seed, png=png,
+                                          model=rung_name(denoiser, patch, equivariant), task=task)
         log(f"[baseline] wrote {array} in {wall:.1f} s ({n / wall:.2f} img/s)")
         return meta
 

@@ -254,10 +254,11 @@ def _train(cfg, run_dir, images, rt: Runtime, log, stop_after_images) -> dict:
     if seen >= end:
         return {"images": seen, "steps": step, "train_s": 0.0, "resumed": True, "done_already": True}
     tr = Trainer(cfg, rt, images)
+    if rt.is_main:  # also with no checkpoint: a run killed before its first one left lines of a start redone now
+        _trim_stats(run_dir, seen)
     if ckpt is not None:
         tr.load(ckpt)
         if rt.is_main:
-            _trim_stats(run_dir, seen)
             log(f"[train] resuming from {run_dir / CHECKPOINT} at {seen / 1000:.1f} kimg (step {step})")
     elif rt.is_main:
         log(f"[train] {cfg.model}: {param_count(tr.net):,} parameters; {total:,} images "

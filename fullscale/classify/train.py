@@ -275,8 +275,9 @@ def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after)
     bar = tqdm(total=end, initial=step, unit="step", disable=None, desc=f"classifier {cfg.task}/{cfg.kind}-{cfg.arch}")
     t_train = time.perf_counter()
     stats = out / "stats.jsonl"
-    if ckpt is not None:  # drop evaluations after the checkpoint (redone; a torn line too): the ground floor's
-        ResumableLoop(out, progress_key="step").trim_stats(step)  # loop skeleton (issue 13)
+    # drop evaluations after the checkpoint, or all of them when a kill came before the first one (they are
+    # redone; a torn line too): the ground floor's loop skeleton (issue 13)
+    ResumableLoop(out, progress_key="step").trim_stats(step)
     while step < end:
         net.train()
         for g in opt.param_groups:

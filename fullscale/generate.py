@@ -120,6 +120,10 @@ def sample_images(net_fn, n: int, image_size: int, rt: Runtime, *, seed: int = 0
             if sampler == "dpm++2m":
                 kw["spacing"] = spacing
             x0 = samplers.SAMPLERS[sampler](net_fn, x, process, seeds, **kw)
+        if not bool(torch.isfinite(x0[: end - start]).all()):  # never write garbage pixels (issue 12)
+            bar.close()
+            raise ValueError(f"the model gave non-finite values while sampling seeds {seed + start}..{seed + end - 1} "
+                             f"({sampler}); its weights are broken (a diverged run?): nothing written for them")
         imgs = diffusion.to_uint8(x0[: end - start]).cpu().numpy()
         out[start:end] = imgs
         if part is not None:

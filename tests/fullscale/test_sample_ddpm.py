@@ -102,3 +102,22 @@ def test_sample_errors(run_cli, tmp_path):
     assert rc == 2 and "not a training run" in err and len(err.strip().splitlines()) == 1
     rc, _, err = run_cli("run", "--task", "A", "--preset", "smoke", "--out", tmp_path / "r", "--device", "tpu")
     assert rc == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_non_finite_model_output_is_refused(tmp_path):
+    """A model that returns NaN (diverged weights) must not turn into garbage pixels: one clear error, no part written."""
+    import torch
+
+    from fullscale import generate, runtime
+    from fullscale.presets import Performance
+
+    rt = runtime.setup(Performance(device="cpu"), distributed=False)
+    ok = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    bad = lambda x, t: torch.full_like(x, float("nan"))  # noqa: E731
+    parts = tmp_path / "parts"
+    assert generate.sample_images(ok, 2, 32, rt, sampler="ddim", steps=2, batch=2, parts_dir=parts,
+                                  log=lambda m: None).shape == (2, 32, 32, 3)
+    with pytest.raises(ValueError, match="non-finite"):
+        generate.sample_images(bad, 2, 32, rt, sampler="ddim", steps=2, batch=2, parts_dir=tmp_path / "p2",
+                               log=lambda m: None)
+    assert not list((tmp_path / "p2").glob("part-*.npy"))

@@ -40,3 +40,33 @@ def run_cli(capsys):
         return rc, out.out, out.err
 
     return _run
+
+
+def garbage_images() -> list:
+    """The evaluators' fuzz set (one owner: tests/fullscale/test_evaluate.py and test_paper_protocol.py):
+    item 0 a good Task A render, 1-11 things no evaluator may read as a point."""
+    import numpy as np
+
+    from fullscale import tasks
+
+    rng = np.random.default_rng(0)
+    good, _ = tasks.render("A", 2, seed=0)
+    return [
+        good[0],
+        np.full((32, 32, 3), 255, np.uint8),  # blank
+        np.zeros((32, 32, 3), np.uint8),  # black
+        rng.integers(0, 256, (32, 32, 3)).astype(np.uint8),  # noise
+        good[1].mean(-1).astype(np.uint8),  # grayscale
+        np.zeros((5, 5, 3), np.uint8),  # tiny
+        np.zeros((32, 48, 3), np.uint8),  # not square
+        np.full((32, 32, 3), np.nan),  # NaN floats
+        None,  # unreadable
+        np.dstack([good[1], np.full((32, 32), 255, np.uint8)]),  # RGBA, opaque
+        np.zeros((0, 0, 3), np.uint8),  # empty
+        np.full((1, 1, 3), 7, np.uint8),  # one pixel
+    ]
+
+
+@pytest.fixture
+def garbage():
+    return garbage_images()

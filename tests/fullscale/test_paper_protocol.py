@@ -171,33 +171,11 @@ def test_training_pipeline_options(renders):
         pp.Settings(recipe="B-67").check("B", "train")
 
 
-GARBAGE = None
-
-
-def _garbage():
-    rng = np.random.default_rng(0)
-    good, _ = tasks.render("A", 2, seed=0)
-    return [
-        good[0],
-        np.full((32, 32, 3), 255, np.uint8),  # blank
-        np.zeros((32, 32, 3), np.uint8),  # black
-        rng.integers(0, 256, (32, 32, 3)).astype(np.uint8),  # noise
-        good[1].mean(-1).astype(np.uint8),  # grayscale
-        np.zeros((5, 5, 3), np.uint8),  # tiny
-        np.zeros((32, 48, 3), np.uint8),  # not square
-        np.full((32, 32, 3), np.nan),  # NaN floats
-        None,  # unreadable
-        np.dstack([good[1], np.full((32, 32), 255, np.uint8)]),  # RGBA, opaque
-        np.zeros((0, 0, 3), np.uint8),  # empty
-        np.full((1, 1, 3), 7, np.uint8),  # one pixel
-    ]
-
-
 @pytest.mark.parametrize("pipeline", pp.PIPELINES)
 @pytest.mark.parametrize("task", "ABCD")
-def test_garbage_never_crashes(task, pipeline):
-    """The precise evaluator's fuzz set (tests/fullscale/test_evaluate.py) plus empty and 1-px images."""
-    items = _garbage()
+def test_garbage_never_crashes(task, pipeline, garbage):
+    """The evaluators' shared fuzz set (tests/conftest.py: garbage_images)."""
+    items = garbage
     table = pp.extract_paper(task, items, pipeline)
     assert len(table) == len(items)
     # blank, black, NaN, unreadable, empty, 1 px: never a point. Noise may give one: the authors' pipelines

@@ -261,3 +261,30 @@ def test_a_vp_classifier_guides_a_flow_model_through_the_same_snr_state():
     assert int(seen[-1][1][0]) == flow.guidance_index(tau) and seen[-1][1].dtype == torch.int64
     g_vp = ClassifierGuide(Clf())(x / r, torch.full((2,), flow.guidance_index(tau), dtype=torch.int64))
     assert torch.allclose(g, g_vp / r, atol=1e-6)
+
+
+def test_sampler_goal_check_reads_the_two_seeds_spread():
+    """goal_check: a row passes only with >= 20x fewer calls and both metrics' seed means inside the
+    ancestral sampler's per-seed [min, max]; one seed cannot pass."""
+    import pandas as pd
+
+    from reports.figures.sampler_table import goal_check, seed_summary
+
+    def row(seed, sampler, calls, viol, conf, steps=None, eta=None, objective="eps"):
+        return {"task": "A", "train_seed": seed, "objective": objective, "sampler": sampler, "steps": steps, "eta": eta,
+                "network_calls": calls, "n_samples": 256, "coarse_violation_rate": viol, "conform_pct": conf,
+                "parse_rate": 1.0, "r2": 0.5, "residual_std": 0.02}
+
+    rows = [row(0, "ddpm", 999, 0.02, 70.0), row(1, "ddpm", 999, 0.04, 60.0),
+            row(0, "ddim", 50, 0.03, 66.0, 50, 1.0), row(1, "ddim", 50, 0.03, 64.0, 50, 1.0),  # inside: passes
+            row(0, "ddim", 50, 0.15, 55.0, 50, 0.0), row(1, "ddim", 50, 0.13, 50.0, 50, 0.0),  # outside
+            row(0, "ddim", 100, 0.03, 65.0, 100, 1.0), row(1, "ddim", 100, 0.03, 65.0, 100, 1.0)]  # too many calls
+    g = goal_check(pd.DataFrame(rows)).set_index("row")
+    assert g.loc["DDIM 50, eta 1", "goal met"] == "yes"
+    assert g.loc["DDIM 50, eta 0", "goal met"] == "no" and g.loc["DDIM 100, eta 1", "goal met"] == "no"
+    assert g.loc["DDIM 50, eta 0", "coarse violations %: paired diff"] == "+11.0"
+    s = seed_summary(pd.DataFrame(rows))
+    anc = s[s.sampler == "ddpm"].iloc[0]
+    assert anc.conform_pct == 65.0 and anc.conform_pct_hr == 5.0 and anc.seeds == "0,1"
+    one = goal_check(pd.DataFrame(rows[::2]))  # seed 0 only
+    assert set(one["goal met"]) == {"one seed"}

@@ -1,6 +1,6 @@
 """Classifier guidance for the DDPM samplers (Dhariwal & Nichol 2021, Algorithm 1; protocol Sec. 6.2).
 
-At sampler step i (999 -> 1) the posterior mean is shifted towards rule-conforming images,
+At sampler step i (T-1 -> 1; 999 -> 1 at T = 1000) the posterior mean is shifted towards rule-conforming images,
 
     mu <- mu + w_i sigma_i^2 grad_x log p(y = 1 | x_i, i),
 

@@ -59,7 +59,7 @@ def sample_baseline(task: str, n_train: int, denoiser: str, out_dir, rt, *, patc
     import torch
 
     from fullscale import baselines, generate
-    from fullscale.diffusion import from_uint8
+    from fullscale.diffusion import T_MAX, from_uint8
     from fullscale.train import data_mean
 
     train_u8 = training_images(task, n_train, data_seed, train_dir)
@@ -67,7 +67,7 @@ def sample_baseline(task: str, n_train: int, denoiser: str, out_dir, rt, *, patc
                "n_train": int(n_train), "data_seed": int(data_seed),
                "train": None if train_dir is None else str(Path(train_dir).resolve()),
                "center": bool(center), "n": int(n), "seed": int(seed), "sampler": sampler,
-               "steps": 999 if sampler == "ddpm" else int(steps), "eta": float(eta) if sampler == "ddim" else None}
+               "steps": T_MAX if sampler == "ddpm" else int(steps), "eta": float(eta) if sampler == "ddim" else None}
     out_dir = Path(out_dir)
     with R.lock(out_dir, what="--out"):
         R.clean_temps(out_dir, log=log)

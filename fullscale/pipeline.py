@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dmrules.core import results as R
+from fullscale.diffusion import T_MAX
 from fullscale.presets import RunConfig
 from fullscale.runtime import Runtime, barrier
 
@@ -108,7 +109,7 @@ def _f(v) -> str:
 
 def summary_row(cfg: RunConfig, result: dict, timings: dict, rt: Runtime) -> dict:
     row = {"task": cfg.task, "model": cfg.model, "preset": cfg.preset, "n_samples": cfg.n_samples,
-           "sampler": cfg.sampler, "sample_steps": 999 if cfg.sampler == "ddpm" else cfg.sample_steps,
+           "sampler": cfg.sampler, "sample_steps": T_MAX if cfg.sampler == "ddpm" else cfg.sample_steps,
            "sample_eta": cfg.sample_eta if cfg.sampler == "ddim" else np.nan, "center": cfg.center,
            "weights": cfg.sample_weights, "train_images": cfg.total_images, "batch": cfg.batch, "lr": cfg.lr}
     for k in ("n", "parsed", "parse_failure_rate", "coarse_violation_rate", "slope", "intercept", "r2",

@@ -19,7 +19,7 @@ from typing import Callable
 
 from sims.digits import DigitsSweep
 from sims.fl import ClassificationSetup, DiffusionSetup, FLSweep
-from sims.rules import RulesSweep
+from sims.rules import T_MAX, RulesSweep
 
 # ---- presets ------------------------------------------------------------------------------------
 # Feature learning. Grid n x SNR (4 x 8 = 32 configurations per objective, both objectives, 3 seeds)
@@ -137,8 +137,8 @@ def build_rules_sweep(base: RulesSweep, widths=None, ns=None, seeds=None, networ
         raise UsageError("--d must be at least 2")
     if not (sweep.lr > 0 and math.isfinite(sweep.lr)):
         raise UsageError(f"--lr must be finite and > 0, got {sweep.lr}")
-    if not sweep.eval_steps or any(not 0 <= i <= 999 for i in sweep.eval_steps):
-        raise UsageError("--eval-steps must be DDPM step indices in 0-999")
+    if not sweep.eval_steps or any(not 0 <= i <= T_MAX for i in sweep.eval_steps):
+        raise UsageError(f"--eval-steps must be DDPM step indices in 0-{T_MAX}")
     if sweep.n_eval < 2:
         raise UsageError("--n-eval must be at least 2")
     return sweep

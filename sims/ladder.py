@@ -7,7 +7,11 @@ sampler and seed, with the samples' rule residual ||x(1)|| + ||x(2)|| - 1 and th
 
 from __future__ import annotations
 
-SAMPLERS = ((100, 1.0), (100, 0.0), (999, 1.0))  # (DDIM steps, eta): the cpu preset's, its ODE, ancestral-like
+from theory.schedules import VPProcess
+
+PROCESS = VPProcess()  # the DDPM process (T = 1000): its grid and its last noisy step
+# (DDIM steps, eta): the cpu preset's, its ODE, ancestral-like (all T-1 = 999 steps)
+SAMPLERS = ((100, 1.0), (100, 0.0), (PROCESS.t_max, 1.0))
 
 
 def theory_rung(n: int = 2000, d: int = 8, seeds=(0, 1, 2), samplers=SAMPLERS, zeta="uniform", log=print):
@@ -17,11 +21,11 @@ def theory_rung(n: int = 2000, d: int = 8, seeds=(0, 1, 2), samplers=SAMPLERS, z
 
     import pandas as pd
 
-    from theory import RulePatches, bound, ddpm_schedule
+    from theory import RulePatches, bound
     from theory import sampling as S
 
     law = RulePatches(d, zeta)
-    t_last = -0.5 * math.log(float(ddpm_schedule().alpha_bar[1]))
+    t_last = -0.5 * math.log(float(PROCESS.schedule.alpha_bar[PROCESS.t_min]))
     l_last = float(bound(t_last, zeta, scaled=True))
     rows = []
     for score in S.SCORES:

@@ -26,6 +26,9 @@ import torch
 from sims import rulenets as RN
 from sims.streams import stream
 from sims.train import Checkpoint, log_steps, stack_padded
+from theory.schedules import VPProcess, ou_alpha_beta2_float
+
+T_MAX = VPProcess().t_max  # the DDPM schedule's last step index, T - 1: the process owns it (issue 13)
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -43,7 +46,7 @@ class RulesSweep:
     steps: int = 2000
     batch: int = 256
     lr: float = 3e-3
-    train_steps: tuple = (0, 999)  # DDPM step indices (inclusive) sampled in training
+    train_steps: tuple = (0, T_MAX)  # DDPM step indices (inclusive) sampled in training
     eval_steps: tuple = (20, 50, 100, 200, 300, 500)  # DDPM step indices where E_t is measured
     n_eval: int = 2048
     n_log: int = 8
@@ -85,7 +88,7 @@ def _bounds(t: float, zeta: str, with_class: bool) -> tuple[float, float, float]
     from theory import rules as TR
 
     scaled = float(TR.bound(t, zeta, scaled=True))
-    alpha, beta2 = math.exp(-t), -math.expm1(-2.0 * t)
+    alpha, beta2 = ou_alpha_beta2_float(t)
     target2 = (alpha / beta2) ** 2
     cls = float(TR.bound_class(t, 2, zeta, scaled=True)) * target2 if with_class else float("nan")
     return scaled * target2, scaled, cls

@@ -18,7 +18,7 @@ import torch
 from theory import growth, rules
 from theory.distributions import RulePatches, TwoPatchSignalNoise
 from theory.montecarlo import score_is
-from theory.schedules import ddpm_schedule, ou_alpha, ou_beta, ou_time_from_alpha_bar
+from theory.schedules import ddpm_schedule, ou_alpha, ou_alpha_beta2_float, ou_beta, ou_time_from_alpha_bar
 
 AUTOGRAD_RTOL = 1e-8
 MC_MAX_Z = 5.0
@@ -79,7 +79,8 @@ def bound_rows(t, zeta="uniform", degrees=(), mc_samples: int = 0, seed: int = 0
         mc, mc_se = (np.atleast_1d(v) for v in rules.bound_mc(t_arr, law, scaled=True, n=mc_samples, seed=seed))
     rows = []
     for i, ti in enumerate(t_arr):
-        alpha, beta = math.exp(-ti), math.sqrt(-math.expm1(-2 * ti))
+        alpha, beta2 = ou_alpha_beta2_float(ti)
+        beta = math.sqrt(beta2)
         k2 = (alpha / beta**2) ** 2
         row = {"t": float(ti), "bound": float(scaled[i] * k2), "bound_scaled": float(scaled[i]), "zeta": law.describe(),
                "alpha": alpha, "beta": beta, "target": alpha / beta**2,
@@ -97,11 +98,12 @@ def bound_rows(t, zeta="uniform", degrees=(), mc_samples: int = 0, seed: int = 0
 # ---- numeric checks -------------------------------------------------------------------------------------------
 def _check_schedules():
     s = ddpm_schedule()
-    ab_python = math.prod(1.0 - (1e-4 + (0.02 - 1e-4) * i / 999) for i in range(1000))
+    last = s.T - 1  # diffusers' constants are at T = 1000; the index comes from the schedule
+    ab_python = math.prod(1.0 - (1e-4 + (0.02 - 1e-4) * i / last) for i in range(s.T))
     errs = {
         "posterior_variance[487] vs 0.00979 (diffusers)": abs(s.posterior_variance[487].item() - 0.00979),
         "posterior_variance[0] vs 0": abs(s.posterior_variance[0].item()),
-        "posterior_variance[999] vs 0.02 (diffusers)": abs(s.posterior_variance[999].item() - 0.02),
+        "posterior_variance[999] vs 0.02 (diffusers)": abs(s.posterior_variance[last].item() - 0.02),
         "alpha_bar[-1] vs pure-python product": abs(s.alpha_bar[-1].item() - ab_python),
         "betas endpoints": abs(s.betas[0].item() - 1e-4) + abs(s.betas[-1].item() - 0.02),
     }
@@ -182,7 +184,8 @@ def _check_dsm_gap():
     dist, gen, ti = RulePatches(2, seed=3), torch.Generator().manual_seed(3), 0.1
     x0 = dist.sample(400_000, generator=gen)
     eps = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
-    alpha, beta = math.exp(-ti), math.sqrt(-math.expm1(-2 * ti))
+    alpha, beta2 = ou_alpha_beta2_float(ti)
+    beta = math.sqrt(beta2)
     xt = alpha * x0 + beta * eps
     k = alpha / beta**2
     d = dist.d

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from theory.schedules import ou_alpha_beta2_float
+
 
 def posterior_mean_is(dist, x, t: float, n_samples: int = 200_000, generator: torch.Generator | None = None,
                       chunk: int = 50_000):
@@ -24,7 +26,7 @@ def posterior_mean_is(dist, x, t: float, n_samples: int = 200_000, generator: to
     if int(n_samples) != n_samples or n_samples < 2:
         raise ValueError(f"n_samples must be an integer >= 2, got {n_samples}")
     x = torch.as_tensor(x, dtype=torch.float64)
-    alpha, beta2 = math.exp(-t), -math.expm1(-2.0 * t)
+    alpha, beta2 = ou_alpha_beta2_float(t)
     draws = [dist.sample(min(chunk, n_samples - i), generator=generator).to(x) for i in range(0, n_samples, chunk)]
     x0 = torch.cat(draws)  # [K, 2d]
     logw = (alpha * (x @ x0.T) - 0.5 * alpha**2 * (x0**2).sum(1)) / beta2  # [N, K]
@@ -38,6 +40,6 @@ def posterior_mean_is(dist, x, t: float, n_samples: int = 200_000, generator: to
 def score_is(dist, x, t: float, n_samples: int = 200_000, generator: torch.Generator | None = None):
     """(score, standard error, ESS) by Tweedie from :func:`posterior_mean_is`."""
     mean, se, ess = posterior_mean_is(dist, x, t, n_samples, generator)
-    alpha, beta2 = math.exp(-float(t)), -math.expm1(-2.0 * float(t))
+    alpha, beta2 = ou_alpha_beta2_float(t)
     x = torch.as_tensor(x, dtype=torch.float64)
     return (alpha * mean - x) / beta2, alpha / beta2 * se, ess

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from theory.schedules import ou_alpha, ou_beta
+from theory.schedules import ou_alpha, ou_alpha_beta2_float, ou_beta
 from theory.zeta import ZetaLaw, as_zeta_law
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
@@ -46,7 +46,8 @@ def _times(t) -> tuple[np.ndarray, bool]:
 
 
 def _alpha_beta_np(t: float) -> tuple[float, float]:
-    return math.exp(-t), math.sqrt(-math.expm1(-2.0 * t))
+    alpha, beta2 = ou_alpha_beta2_float(t)
+    return alpha, math.sqrt(beta2)
 
 
 def _out(values: np.ndarray, scalar: bool):

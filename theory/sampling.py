@@ -4,9 +4,9 @@ DSM-optimal patch-wise score, and measure the samples' rule residual (issue 14, 
 Toolkit's own construction (docs/baselines.md, "Theory rung"). L_t (``theory.rules.bound``) is a
 score-level constant; here is what the patch-wise score does to *samples*, the quantity every other
 rung of the ladder measures. The sampler is the full-scale one in OU notation: DDIM (Song et al.
-2021, Eq. 12) on the DDPM schedule (``theory.ddpm_schedule``, T = 1000), ``steps`` evenly spaced
-timesteps 999 -> 1, eta = 0 (deterministic) or 1 (stochastic, ancestral-like), and, as in
-``fullscale.diffusion.ddim_sample``, the last step returns the denoiser's x0_hat. With a score s,
+2021, Eq. 12) on the DDPM process (``theory.VPProcess``, T = 1000), ``steps`` evenly spaced
+timesteps T-1 -> 1 (999 -> 1 at T = 1000; ``VPProcess.grid``), eta = 0 (deterministic) or 1
+(stochastic, ancestral-like), and, as in ``fullscale.diffusion.ddim_sample``, the last step returns the denoiser's x0_hat. With a score s,
 x0_hat = (x + beta^2 s(x)) / alpha (Tweedie) and eps_hat = (x - alpha x0_hat) / beta, at OU time
 t = -log(ab) / 2 (alpha = sqrt(ab), beta = sqrt(1 - ab)).
 
@@ -27,18 +27,20 @@ import torch
 
 from theory.distributions import RulePatches
 from theory.rules import patchwise_optimum
-from theory.schedules import ddpm_schedule
+from theory.schedules import VPProcess
 
 SCORES = ("exact", "patchwise")
 
 
+PROCESS = VPProcess()  # the DDPM process (T = 1000): owns the schedule and the sampling grid
+
+
 def ddim_timesteps(steps: int) -> list[int]:
-    """``steps`` evenly spaced DDPM timesteps from 999 down to 1 (fullscale.diffusion's grid)."""
-    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= 999:
-        raise ValueError(f"steps must be an integer in 1..999, got {steps}")
-    if steps == 1:
-        return [999]
-    return sorted({round(999 - k * 998 / (steps - 1)) for k in range(int(steps))}, reverse=True)
+    """``steps`` evenly spaced DDPM timesteps from T-1 down to 1: ``VPProcess.grid`` (the grid of
+    fullscale's samplers); only the integer check is added here."""
+    if isinstance(steps, bool) or int(steps) != steps or not 1 <= steps <= PROCESS.t_max:
+        raise ValueError(f"steps must be an integer in 1..{PROCESS.t_max}, got {steps}")
+    return PROCESS.grid(int(steps))
 
 
 def reverse_sample(score_fn, x: torch.Tensor, steps: int = 100, eta: float = 1.0,
@@ -46,7 +48,7 @@ def reverse_sample(score_fn, x: torch.Tensor, steps: int = 100, eta: float = 1.0
     """DDIM from x = x_T (``[N, D]``) with ``score_fn(x, t_ou) -> [N, D]``; returns the final x0_hat."""
     if not 0.0 <= float(eta) <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
-    ab_table = ddpm_schedule().alpha_bar.to(torch.float64)
+    ab_table = PROCESS.schedule.alpha_bar.to(torch.float64)
     ts = ddim_timesteps(steps)
     x = x.to(torch.float64)
     for k, i in enumerate(ts):

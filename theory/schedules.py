@@ -42,6 +42,16 @@ def ou_alpha_beta(t) -> tuple[torch.Tensor, torch.Tensor]:
     return ou_alpha(t), ou_beta(t)
 
 
+def ou_alpha_beta2_float(t: float) -> tuple[float, float]:
+    """(alpha_t, beta_t^2) = (exp(-t), 1 - exp(-2t)) as Python floats, for scalar code (quadrature,
+    table rows): libm's ``math.exp`` / ``math.expm1``, the arithmetic those callers always used (the
+    tensor functions above agree to 1 ulp; torch's vectorised exp is not libm's)."""
+    t = float(t)
+    if not math.isfinite(t) or t <= 0:
+        raise ValueError(f"OU time t must be finite and > 0, got {t}")
+    return math.exp(-t), -math.expm1(-2.0 * t)
+
+
 def ou_time_from_alpha_bar(alpha_bar) -> torch.Tensor:
     """OU time with the same signal level as a DDPM step: exp(-2t) = alpha_bar."""
     a = torch.as_tensor(alpha_bar, dtype=torch.float64)
@@ -129,10 +139,13 @@ class VPProcess:
     def __repr__(self) -> str:
         return f"VPProcess(T={self.T})"
 
-    def train_time(self, u: torch.Tensor) -> torch.Tensor:
-        """i ~ U{t_min..t_max} from uniforms u in [0, 1) (int64; floor(u * n), as fullscale.rng.randint)."""
-        n = self.t_max - self.t_min + 1
-        return (self.t_min + torch.floor(u * n)).to(torch.int64).clamp_(self.t_min, self.t_max)
+    def train_time(self, u: torch.Tensor, t_min: int | None = None) -> torch.Tensor:
+        """i ~ U{t_min..t_max} from uniforms u in [0, 1) (int64; floor(u * n), as fullscale.rng.randint).
+
+        ``t_min=0`` adds index 0: guided-diffusion's noisy classifiers train on every index 0..T-1."""
+        lo = self.t_min if t_min is None else int(t_min)
+        n = self.t_max - lo + 1
+        return (lo + torch.floor(u * n)).to(torch.int64).clamp_(lo, self.t_max)
 
     def alpha_bar(self, t) -> torch.Tensor:
         return self.schedule.alpha_bar[torch.as_tensor(t, dtype=torch.long).cpu()]

@@ -77,6 +77,12 @@ def numbers(kind=float, lo=None, hi=None, lo_open: bool = False, hi_open: bool =
     return parse
 
 
+# The DDPM schedule's length T (``theory.ddpm_schedule``'s default; the noise process
+# ``theory.schedules.VPProcess`` owns time). The CLI may not import torch at start-up, so the bounds and help
+# texts of its step options read this mirror; tests/test_owners.py pins it to the process.
+DDPM_T = 1000
+T_MAX = DDPM_T - 1  # the last DDPM step index (VPProcess().t_max): the ancestral sampler's step count
+
 # ready-made types
 parse_floats = numbers(float)  # comma-separated finite floats, e.g. ``--t 0.05,0.1,1``
 parse_ints = numbers(int)  # comma-separated integers, e.g. ``--m 5,20,80``

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmrules.commands import nonneg_int, paper_tasks, positive_int, positive_ints, task_name, task_names, unit_float
+from dmrules.commands import T_MAX, nonneg_int, paper_tasks, positive_int, positive_ints, task_name, task_names, unit_float
 DENOISERS = ("empirical", "local", "gaussian")  # = fullscale.baselines.DENOISERS (not imported: start-up)
 
 BASELINE_EXAMPLE = """\
@@ -40,7 +40,7 @@ def _sampler_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--samples", type=positive_int, default=256, help="samples per denoiser (default 256)")
     g.add_argument("--seed", type=nonneg_int, default=0, help="sample k uses seed SEED+k (default 0)")
     g.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim",
-                   help="ddim (default; --steps, --eta) or ddpm (ancestral, 999 steps)")
+                   help=f"ddim (default; --steps, --eta) or ddpm (ancestral, {T_MAX} steps)")
     g.add_argument("--steps", type=positive_int, default=100, help="DDIM steps (default 100)")
     g.add_argument("--eta", type=unit_float, default=1.0, help="DDIM eta: 0 deterministic, 1 stochastic (default 1)")
     g.add_argument("--batch", type=positive_int, default=64, help="samples per batch (default 64; memory grows with it)")

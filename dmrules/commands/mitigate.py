@@ -12,7 +12,8 @@ import math
 import time
 
 from dmrules import UsageError
-from dmrules.commands import nonneg_int, number, paper_tasks, positive_float, positive_int, task_metavar, task_name, task_names
+from dmrules.commands import (T_MAX, nonneg_int, number, paper_tasks, positive_float, positive_int, task_metavar, task_name,
+                              task_names)
 ARCHS = ("unet", "mlp", "conv", "resnet8")
 PRESETS = ("paper", "cpu", "smoke")
 
@@ -136,8 +137,8 @@ def register(sub) -> None:
                    "'runs/{task}-paper' (default: WORK/<task>-ddpm, trained with the preset if missing)")
     m.add_argument("--work", metavar="DIR", help="classifiers and sample sets (default: OUT without .parquet + .work)")
     m.add_argument("--n", type=positive_int, help="samples per arm (preset: paper 1000, cpu 256, smoke 4)")
-    m.add_argument("--sampler", choices=("ddpm", "ddim"), help="ddpm (ancestral, 999 steps; preset paper) or ddim (preset cpu: 100 steps)")
-    m.add_argument("--steps", type=number(int, lo=1, hi=999), help="DDIM steps (1-999)")
+    m.add_argument("--sampler", choices=("ddpm", "ddim"), help=f"ddpm (ancestral, {T_MAX} steps; preset paper) or ddim (preset cpu: 100 steps)")
+    m.add_argument("--steps", type=number(int, lo=1, hi=T_MAX), help=f"DDIM steps (1-{T_MAX})")
     m.add_argument("--arms", help="guided arms as SCHEDULE:SCALE,... (default constant:1,constant:7,piecewise:1e6)")
     m.add_argument("--guide-arch", choices=("unet", "mlp"), help="noisy guide (preset: paper unet, cpu mlp)")
     m.add_argument("--filter-arch", choices=("mlp", "conv", "resnet8"), help="clean filter (default resnet8)")
@@ -227,7 +228,7 @@ def _mitigate(args) -> int:
                                      guide_arch=args.guide_arch, filter_arch=args.filter_arch).items()
                if v is not None}
     if args.sampler == "ddpm":
-        changes["steps"] = 999
+        changes["steps"] = T_MAX
     elif args.sampler == "ddim" and args.steps is None and cc.sampler == "ddpm":
         changes["steps"] = 100
     if args.arms:

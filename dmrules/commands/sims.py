@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmrules.commands import nonneg_ints, number, numbers, parse_names, positive_int, positive_ints
+from dmrules.commands import T_MAX, nonneg_ints, number, numbers, parse_names, positive_int, positive_ints
 
 SNRS = numbers(float, lo=0, lo_open=True, what="SNR values")
 OU_TIMES = numbers(float, lo=0, lo_open=True, what="OU times t")
@@ -97,8 +97,8 @@ def register(subparsers) -> None:
     rules.add_argument("--d", type=positive_int, help="patch dimension (default 100)")
     rules.add_argument("--batch", type=positive_int, help="minibatch size per model and step")
     rules.add_argument("--lr", type=LR, help="Adam learning rate (cosine decay to 0)")
-    rules.add_argument("--eval-steps", type=numbers(int, lo=0, hi=999, what="DDPM step indices 0-999"), metavar="I,...",
-                       help="DDPM step indices (0-999) where psi_t and E_t are measured")
+    rules.add_argument("--eval-steps", type=numbers(int, lo=0, hi=T_MAX, what=f"DDPM step indices 0-{T_MAX}"),
+                       metavar="I,...", help=f"DDPM step indices (0-{T_MAX}) where psi_t and E_t are measured")
     rules.add_argument("--n-eval", type=positive_int, help="fresh samples per model and evaluation time")
     rules.set_defaults(func=_run_rules, _prog=rules.prog)
 

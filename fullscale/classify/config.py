@@ -3,7 +3,7 @@
 ``paper`` follows the protocol where it is known (Sec. 6.1, 6.3), sized for one GPU in minutes:
     data     the contrastive ternary set, 2000 images per class (6000), split 80 / 20 like the
              authors' filters (4800 train, 1200 held out; rendered as two independent sets);
-    noisy    (guidance) AdamW, lr 3e-4, weight decay 0, t ~ U{0..999}; paper widths (U-Net 128,
+    noisy    (guidance) AdamW, lr 3e-4, weight decay 0, t ~ U{0..T-1}; paper widths (U-Net 128,
              depth 2, channel_mult (1, 2, 3); MLP hidden 128). The authors ran batch 4 for 15-20k
              iterations (60-80k images); we run batch 128 x 5000 steps (640k images; bf16 on CUDA);
     clean    (filtering) Adam, lr 3e-4, batch 16, 100 epochs (30k steps), inputs given DDPM
@@ -144,8 +144,10 @@ def check(cfg: ClassifierConfig) -> None:
         raise ValueError(f"lr schedule must be cosine or constant, got {cfg.lr_schedule!r}")
     if cfg.image_size % 8 or cfg.image_size < 8:
         raise ValueError(f"image size must be a positive multiple of 8, got {cfg.image_size}")
-    if not 0 <= cfg.clean_t <= 999:
-        raise ValueError(f"clean_t must be a DDPM index in 0..999, got {cfg.clean_t}")
+    from fullscale.diffusion import T_MAX  # the DDPM process's last index, T - 1
+
+    if not 0 <= cfg.clean_t <= T_MAX:
+        raise ValueError(f"clean_t must be a DDPM index in 0..{T_MAX}, got {cfg.clean_t}")
     for name in ("width", "depth"):
         v = getattr(cfg, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):

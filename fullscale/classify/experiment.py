@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fullscale.classify.config import make_config
+from fullscale.diffusion import T_MAX
 
 # (kind, arch) trained by a sweep, in table order
 SWEEP = (("noisy", "unet"), ("noisy", "mlp"), ("clean", "mlp"), ("clean", "conv"), ("clean", "resnet8"))
@@ -68,7 +69,7 @@ class CompareConfig:
 
     n: int
     sampler: str = "ddpm"
-    steps: int = 999
+    steps: int = T_MAX  # DDIM steps (the ancestral ddpm sampler always walks T-1 -> 1)
     variance: str = "posterior"  # the protocol's sigma~^2 (Sec. 6.2)
     eta: float | None = None  # DDIM eta (None: the DDPM run's own sample_eta)
     batch: int = 128
@@ -221,7 +222,7 @@ def compare(task: str, preset: str, work, rt, *, run=None, cc: CompareConfig | N
             sel = table[keep] if filtered else table
             row = {"task": task, "preset": preset, "arm": arm + ("+filtered" if filtered else ""),
                    "filtered": filtered, "schedule": schedule, "scale": scale, "sampler": cc.sampler,
-                   "steps": 999 if cc.sampler == "ddpm" else cc.steps, "eta": eta, "variance": cc.variance,
+                   "steps": T_MAX if cc.sampler == "ddpm" else cc.steps, "eta": eta, "variance": cc.variance,
                    "n_samples": cc.n,
                    "kept_frac": float(keep.mean()) if filtered else 1.0,
                    "clean_p1": float((probs[keep] if filtered else probs)[:, 1].mean()) if not filtered or keep.any()

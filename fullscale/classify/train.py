@@ -3,8 +3,8 @@
 Loss: cross-entropy, optionally + 0.5 NT-Xent (temperature 0.5) on the network's features:
     L2-normalise F; S = F F^T / tau; positives = same label (self included);
     L_NT = -mean_i log( sum_{j pos} exp S_ij / sum_j exp S_ij )          (protocol Sec. 6.1).
-Noisy classifiers see x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps with t ~ U{0..999} (guided-diffusion
-``classifier_train.py``); clean ones see x_t at t = ``clean_t`` (0: the authors' beta_1 = 1e-4 noise).
+Noisy classifiers see x_t = sqrt(ab_t) x_0 + sqrt(1 - ab_t) eps with t ~ U{0..T-1} (guided-diffusion
+``classifier_train.py``; the DDPM process's training times plus index 0: ``PROCESS.train_time(u, t_min=0)``); clean ones see x_t at t = ``clean_t`` (0: the authors' beta_1 = 1e-4 noise).
 
 Everything random is a pure function of integers (fullscale.rng): training position p reads example
 ``Order(n, seed)`` (the DDPM loop's per-epoch permutations) and draws its t and eps from the key
@@ -60,9 +60,9 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, process=PROCE
 
 
 def draw_noise(cfg: ClassifierConfig, keys: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
-    """(t, eps) of the examples with int64 ``keys``: t ~ U{0..999} if noisy, else ``clean_t``."""
-    if cfg.noisy:
-        t = rng.randint(rng.derive(keys, _PURPOSE_T), 0, PROCESS.T)  # guided-diffusion: index 0 included
+    """(t, eps) of the examples with int64 ``keys``: t ~ U{0..T-1} if noisy, else ``clean_t``."""
+    if cfg.noisy:  # guided-diffusion: index 0 included
+        t = PROCESS.train_time(rng.unit64(rng.derive(keys, _PURPOSE_T)), t_min=0)
     else:
         t = torch.full(keys.shape, cfg.clean_t, dtype=torch.int64, device=keys.device)
     return t, rng.normal(rng.derive(keys, _PURPOSE_EPS), shape)
@@ -113,7 +113,7 @@ def predict(net, images: torch.Tensor, t: torch.Tensor | None, batch: int = 512)
 
 
 def held_out_accuracy(net, cfg: ClassifierConfig, images: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Accuracy on the held-out set. Noisy: ``acc`` over t ~ U{0..999} (fixed draws) and ``acc_t`` per
+    """Accuracy on the held-out set. Noisy: ``acc`` over t ~ U{0..T-1} (fixed draws) and ``acc_t`` per
     t in EVAL_TS; clean: ``acc`` at ``clean_t`` noise. Also the accuracy on each class."""
     x0 = to_input(images)
     idx = torch.arange(len(x0), device=x0.device)

@@ -40,15 +40,18 @@ FRESH_SEED = 10_000  # fresh renders: render stream FRESH_SEED + seed, independe
 
 
 def parse_sampler(name: str) -> dict:
-    """``ddpm`` (ancestral, 999 steps) or ``ddim<steps>-eta<eta>`` -> sampler, steps, eta."""
+    """``ddpm`` (ancestral, T-1 = 999 steps) or ``ddim<steps>-eta<eta>`` -> sampler, steps, eta."""
+    from fullscale.diffusion import T_MAX  # the DDPM process's T - 1 (999 at T = 1000)
+
     m = SAMPLER_RE.match(str(name))
     if not m:
-        raise ValueError(f"unknown sampler {name!r}: use ddpm (ancestral 999 steps) or ddimSTEPS-etaETA, e.g. ddim100-eta1")
+        raise ValueError(f"unknown sampler {name!r}: use ddpm (ancestral {T_MAX} steps) or ddimSTEPS-etaETA, "
+                         "e.g. ddim100-eta1")
     if name == "ddpm":
-        return {"sampler": "ddpm", "steps": 999, "eta": 0.0}
+        return {"sampler": "ddpm", "steps": T_MAX, "eta": 0.0}
     steps, eta = int(m.group(1)), float(m.group(2))
-    if not 1 <= steps <= 999 or not 0 <= eta <= 1:
-        raise ValueError(f"sampler {name!r}: steps must be in [1, 999] and eta in [0, 1]")
+    if not 1 <= steps <= T_MAX or not 0 <= eta <= 1:
+        raise ValueError(f"sampler {name!r}: steps must be in [1, {T_MAX}] and eta in [0, 1]")
     return {"sampler": "ddim", "steps": steps, "eta": eta}
 
 

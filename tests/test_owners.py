@@ -1,0 +1,106 @@
+"""One owner per fact (issue 13): time belongs to the noise process (``theory.schedules``), name lists
+to their registries, and nothing else writes them again."""
+
+from __future__ import annotations
+
+import ast
+import io
+import math
+import tokenize
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE_DIRS = ("dmrules", "fullscale", "theory", "sims", "reports", "benchmarks")
+TIME_OWNER = ROOT / "theory" / "schedules.py"
+# files another change of issue 13 is still moving onto the process: drop a name once its 999s are gone
+PENDING = {"benchmarks/bench_fullscale.py"}
+
+
+def _code_numbers(path: Path, value) -> list[int]:
+    """Lines of ``path`` with a NUMBER token equal to ``value`` (comments and strings, docstrings
+    included, are other tokens, so they never count)."""
+    lines = []
+    for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if tok.type == tokenize.NUMBER and ast.literal_eval(tok.string) == value:
+            lines.append(tok.start[0])
+    return lines
+
+
+def _python_files():
+    for d in CODE_DIRS:
+        yield from sorted((ROOT / d).rglob("*.py"))
+
+
+def test_the_number_finder_can_fail(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text('"""999 in a docstring"""\n# 999 in a comment\ns = "999"\nsteps = 999\nbeta = 0.999\nn = 0x3E7\n')
+    assert _code_numbers(f, 999) == [4, 6]
+
+
+def test_no_literal_999_outside_the_noise_process():
+    """The DDPM step count T - 1 is read from the process (``VPProcess().t_max``), never written."""
+    offenders = [f"{p.relative_to(ROOT)}:{line}" for p in _python_files()
+                 if p != TIME_OWNER and str(p.relative_to(ROOT)) not in PENDING for line in _code_numbers(p, 999)]
+    assert not offenders, f"literal 999 in code (read it from theory.schedules.VPProcess): {offenders}"
+
+
+# The grid every DDIM-style sampler used before issue 13 gave it one owner, frozen here as the reference.
+def _old_grid(steps: int) -> list[int]:
+    if steps == 1:
+        return [999]
+    return sorted({round(999 - k * 998 / (steps - 1)) for k in range(steps)}, reverse=True)
+
+
+def test_the_one_grid_is_the_old_grid():
+    from theory import sampling as S
+    from theory.schedules import VPProcess
+
+    p = VPProcess()
+    for n in (1, 2, 3, 7, 10, 50, 100, 333, 500, 998, 999):
+        assert p.grid(n) == _old_grid(n), n
+        assert S.ddim_timesteps(n) == p.grid(n), n
+    with pytest.raises(ValueError):
+        S.ddim_timesteps(p.t_max + 1)
+    with pytest.raises(ValueError):
+        S.ddim_timesteps(2.5)
+
+
+def test_cli_step_bound_mirrors_the_process():
+    """The CLI's torch-free mirror of T (dmrules.commands.DDPM_T) is the process's."""
+    import inspect
+
+    from dmrules import commands
+    from theory.schedules import VPProcess, ddpm_schedule
+
+    assert commands.DDPM_T == inspect.signature(ddpm_schedule).parameters["T"].default == VPProcess().T
+    assert commands.T_MAX == VPProcess().t_max
+
+
+def test_scalar_ou_pair_is_the_ou_pair():
+    """``ou_alpha_beta2_float`` (libm) and the tensor ``ou_alpha`` / ``ou_beta`` agree to rounding."""
+    from theory.schedules import ou_alpha, ou_alpha_beta2_float, ou_beta
+
+    for t in (1e-6, 1e-3, 0.1, 0.2231435513142097, 1.0, 7.5):
+        a, b2 = ou_alpha_beta2_float(t)
+        assert a == math.exp(-t) and b2 == -math.expm1(-2.0 * t)  # the arithmetic its callers used
+        assert math.isclose(a, float(ou_alpha(t)), rel_tol=4e-16)
+        assert math.isclose(b2, float(ou_beta(t)) ** 2, rel_tol=1e-15)
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            ou_alpha_beta2_float(bad)
+
+
+def test_classifier_times_are_the_process_times_with_index_zero():
+    """The noisy classifier's t ~ U{0..T-1} through the process equals the draw it always made."""
+    from fullscale import rng
+    from theory.schedules import VPProcess
+
+    p = VPProcess()
+    keys = rng.derive(rng.derive(7, torch.arange(50_000)), 11)
+    t = p.train_time(rng.unit64(keys), t_min=0)
+    assert torch.equal(t, rng.randint(keys, 0, p.T))
+    assert int(t.min()) == 0 and int(t.max()) == p.t_max
+    assert int(p.train_time(rng.unit64(keys)).min()) == p.t_min  # the DDPM's own draw skips index 0

@@ -40,7 +40,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-DENOISERS = ("empirical", "local", "gaussian")
+from fullscale.names import DENOISERS  # torch-free: the CLI's --denoiser choices
+
 PATCHES = (3, 5, 9, 15, 32)  # the ladder's P (issue 14); 32 = the whole 32 px image
 
 

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from fullscale import rng
+from fullscale import names, rng
 
 # stream id of the initial latent x_T; sampler step i uses stream i, and i + 1 from i = _INIT_STREAM on
 # (steps of a VP process with T > 1001; the streams of T = 1000 are unchanged, so old samples are too)
@@ -264,7 +264,8 @@ def heun(net: Callable, x, process, seeds=None, *, objective=None, steps=25, gui
     return _finish(x, offset)
 
 
-SAMPLERS = {"ddpm": ddpm, "ddim": ddim, "dpm++2m": dpmpp_2m, "euler": euler, "heun": heun}
+# the names are fullscale.names.SAMPLERS (torch-free, the CLI's --sampler choices); the functions in that order
+SAMPLERS = dict(zip(names.SAMPLERS, (ddpm, ddim, dpmpp_2m, euler, heun), strict=True))
 PROCESS_OF = {"ddpm": "vp", "ddim": "vp", "dpm++2m": "vp", "euler": "flow", "heun": "flow"}
 DEFAULT_STEPS = {"ddim": 50, "dpm++2m": 20, "euler": 50, "heun": 25}
 

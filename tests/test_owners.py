@@ -104,3 +104,48 @@ def test_classifier_times_are_the_process_times_with_index_zero():
     assert torch.equal(t, rng.randint(keys, 0, p.T))
     assert int(t.min()) == 0 and int(t.max()) == p.t_max
     assert int(p.train_time(rng.unit64(keys)).min()) == p.t_min  # the DDPM's own draw skips index 0
+
+
+# ---- name lists: one torch-free tuple (fullscale.names), used by the registry and by the CLI
+
+
+def test_registries_are_built_from_the_name_lists():
+    from fullscale import baselines, models, names, objectives, presets, samplers
+    from fullscale.classify import config, nets
+
+    assert tuple(models.MODELS) == names.MODELS
+    assert tuple(samplers.SAMPLERS) == names.SAMPLERS
+    assert set(samplers.PROCESS_OF) == set(names.SAMPLERS)
+    assert tuple(objectives.OBJECTIVES) == names.OBJECTIVES  # the classes' own names, in this order
+    assert baselines.DENOISERS is names.DENOISERS
+    assert tuple(presets.PRESETS) == names.PRESETS and tuple(presets.PRESET_NAMES) == names.PRESETS
+    assert tuple(config.PRESETS) == names.PRESETS and config.PRESET_NAMES is names.PRESETS
+    assert (nets.ARCHS, nets.NOISY_ARCHS, nets.CLEAN_ARCHS) == (
+        names.CLASSIFIERS, names.NOISY_CLASSIFIERS, names.CLEAN_CLASSIFIERS)
+    assert set(names.CLASSIFIERS) == set(names.NOISY_CLASSIFIERS) | set(names.CLEAN_CLASSIFIERS)
+
+
+def _choices(parser, command: tuple, option: str):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command:
+            return _choices(action.choices[command[0]], command[1:], option)
+        if not command and option in action.option_strings:
+            return tuple(action.choices)
+    raise KeyError((command, option))
+
+
+def test_cli_choices_are_the_name_lists():
+    from dmrules.cli import build_parser
+    from fullscale import names
+
+    p = build_parser()
+    assert _choices(p, ("train",), "--model") == names.MODELS
+    assert _choices(p, ("run",), "--objective") == names.OBJECTIVES
+    assert _choices(p, ("sample",), "--sampler") == names.SAMPLERS
+    assert _choices(p, ("train",), "--preset") == names.PRESETS
+    assert _choices(p, ("baseline",), "--denoiser") == names.DENOISERS
+    assert _choices(p, ("classifier", "train"), "--arch") == names.CLASSIFIERS
+    assert _choices(p, ("mitigate",), "--guide-arch") == names.NOISY_CLASSIFIERS
+    assert _choices(p, ("mitigate",), "--filter-arch") == names.CLEAN_CLASSIFIERS

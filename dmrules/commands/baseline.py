@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from dmrules.commands import T_MAX, nonneg_int, paper_tasks, positive_int, positive_ints, task_name, task_names, unit_float
-DENOISERS = ("empirical", "local", "gaussian")  # = fullscale.baselines.DENOISERS (not imported: start-up)
+from fullscale.names import DENOISERS  # standard library only (fullscale.baselines uses it too)
 
 BASELINE_EXAMPLE = """\
 examples:

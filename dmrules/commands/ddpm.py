@@ -11,11 +11,9 @@ import sys
 
 from dmrules.commands import (nonneg_float, nonneg_int, number, positive_float, positive_int, task_metavar, task_name,
                               unit_float)
+from fullscale import names  # standard library only: the lists' one owner (their registries use it too)
 
-MODELS = ("unet", "unet-small", "unet-small-p2", "dit-s2", "dit-b2", "mlp")
-PRESETS = ("paper", "cpu", "smoke")
-OBJECTIVES = ("eps", "x0", "v", "flow")  # fullscale.objectives.OBJECTIVES (a test keeps them equal)
-SAMPLERS = ("ddpm", "ddim", "dpm++2m", "euler", "heun")  # fullscale.samplers.SAMPLERS
+MODELS, PRESETS, OBJECTIVES, SAMPLERS = names.MODELS, names.PRESETS, names.OBJECTIVES, names.SAMPLERS
 SPACINGS = ("even", "linspace", "leading", "trailing")  # theory.schedules.VPProcess.grid
 # sampler steps; the noise process checks its own limit (T - 1 for the DDPM schedule) before sampling
 STEPS = number(int, lo=1, hi=100_000)

@@ -14,8 +14,10 @@ import time
 from dmrules import UsageError
 from dmrules.commands import (T_MAX, nonneg_int, number, paper_tasks, positive_float, positive_int, task_metavar, task_name,
                               task_names)
-ARCHS = ("unet", "mlp", "conv", "resnet8")
-PRESETS = ("paper", "cpu", "smoke")
+from fullscale import names  # standard library only (the lists' one owner)
+
+ARCHS = names.CLASSIFIERS
+PRESETS = names.PRESETS
 
 TRAIN_EXAMPLE = """\
 examples:
@@ -140,8 +142,8 @@ def register(sub) -> None:
     m.add_argument("--sampler", choices=("ddpm", "ddim"), help=f"ddpm (ancestral, {T_MAX} steps; preset paper) or ddim (preset cpu: 100 steps)")
     m.add_argument("--steps", type=number(int, lo=1, hi=T_MAX), help=f"DDIM steps (1-{T_MAX})")
     m.add_argument("--arms", help="guided arms as SCHEDULE:SCALE,... (default constant:1,constant:7,piecewise:1e6)")
-    m.add_argument("--guide-arch", choices=("unet", "mlp"), help="noisy guide (preset: paper unet, cpu mlp)")
-    m.add_argument("--filter-arch", choices=("mlp", "conv", "resnet8"), help="clean filter (default resnet8)")
+    m.add_argument("--guide-arch", choices=names.NOISY_CLASSIFIERS, help="noisy guide (preset: paper unet, cpu mlp)")
+    m.add_argument("--filter-arch", choices=names.CLEAN_CLASSIFIERS, help="clean filter (default resnet8)")
     m.add_argument("--out", required=True, metavar="F.parquet", help="the comparison table (tidy, with provenance)")
     _device_arg(m)
     m.set_defaults(func=_mitigate, _prog=m.prog)

@@ -21,11 +21,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from fullscale import names
 from fullscale.classify.nets import ARCHS, CLEAN_ARCHS, NOISY_ARCHS
 from fullscale.tasks import registry
 
 TASKS = registry.names()  # at import; make_config checks the live registry (fullscale/tasks/registry.py)
-PRESET_NAMES = ("paper", "cpu", "smoke")
+PRESET_NAMES = names.PRESETS  # fullscale.names (torch-free): the CLI's --preset choices
 # the test-set seed is data_seed + this offset, so held-out images never share draws with training ones
 TEST_SEED_OFFSET = 10_000
 

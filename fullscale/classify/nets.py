@@ -33,12 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fullscale import names
 from fullscale.models.unet import timestep_embedding
 
 N_CLASSES = 3
-NOISY_ARCHS = ("unet", "mlp")
-CLEAN_ARCHS = ("mlp", "conv", "resnet8")
-ARCHS = ("unet", "mlp", "conv", "resnet8")
+NOISY_ARCHS = names.NOISY_CLASSIFIERS  # torch-free lists (fullscale.names): the CLI's --arch choices
+CLEAN_ARCHS = names.CLEAN_CLASSIFIERS
+ARCHS = names.CLASSIFIERS
 
 
 def _gn(c: int) -> nn.GroupNorm:

@@ -22,18 +22,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from fullscale import names
 from fullscale.models.dit import dit_b2, dit_s2
 from fullscale.models.mlp import mlp
 from fullscale.models.unet import paper_unet, small_unet, small_unet_p2
 
-MODELS = {
-    "unet": paper_unet,
-    "unet-small": small_unet,
-    "unet-small-p2": small_unet_p2,
-    "dit-s2": dit_s2,
-    "dit-b2": dit_b2,
-    "mlp": mlp,
-}
+# the names are fullscale.names.MODELS (torch-free, the CLI's --model choices); the builders in the same order
+MODELS = dict(zip(names.MODELS, (paper_unet, small_unet, small_unet_p2, dit_s2, dit_b2, mlp), strict=True))
 
 
 def build(name: str, image_size: int = 32) -> nn.Module:

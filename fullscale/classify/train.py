@@ -274,16 +274,19 @@ def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after)
     shape = (3, cfg.image_size, cfg.image_size)
     bar = tqdm(total=end, initial=step, unit="step", disable=None, desc=f"classifier {cfg.task}/{cfg.kind}-{cfg.arch}")
     t_train = time.perf_counter()
-    stats = out / "stats.jsonl"
-    # drop evaluations after the checkpoint, or all of them when a kill came before the first one (they are
-    # redone; a torn line too): the ground floor's loop skeleton (issue 13)
-    ResumableLoop(out, progress_key="step").trim_stats(step)
-    while step < end:
+    # the ground floor's loop skeleton (issue 13): stats lines, checkpoints and the trimming of stats.jsonl on
+    # every start (evaluations after the checkpoint, or all of them when a kill came before the first one,
+    # are redone; a torn line too). Its ``end`` is this call's end, so a stop_after run evaluates at its stop.
+    loop = ResumableLoop(out, checkpoint=CHECKPOINT, progress_key="step")
+    loop.trim_stats(step)
+    last = {}
+
+    def train_step(i: int) -> None:
         net.train()
         for g in opt.param_groups:
-            g["lr"] = learning_rate(cfg, step)
-        pos = torch.arange(step * cfg.batch, (step + 1) * cfg.batch)
-        idx = order.indices(step * cfg.batch, cfg.batch).to(device)
+            g["lr"] = learning_rate(cfg, i)
+        pos = torch.arange(i * cfg.batch, (i + 1) * cfg.batch)
+        idx = order.indices(i * cfg.batch, cfg.batch).to(device)
         t, eps = draw_noise(cfg, rng.derive(cfg.seed, pos.to(device)), shape)
         x = q_sample(to_input(data[idx]), t, eps)
         with _autocast(device):
@@ -292,27 +295,29 @@ def _train_classifier(cfg: ClassifierConfig, out: Path, device, log, stop_after)
         if cfg.nt_xent:
             loss = loss + cfg.nt_xent_weight * nt_xent(feats, labels[idx], cfg.temperature)
         if not torch.isfinite(loss):
-            raise ValueError(f"the classifier loss became {loss.item()} at step {step}; try a lower --lr")
+            raise ValueError(f"the classifier loss became {loss.item()} at step {i}; try a lower --lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss = loss.detach()
-        step += 1
+        last["loss"] = float(loss.detach())
         bar.update(1)
-        if step % cfg.eval_every == 0 or step == end:
-            res = held_out_accuracy(net, cfg, test_x, test_y)
-            rec = {"step": step, "loss": float(loss), "acc": res["acc"], "elapsed_s": time.perf_counter() - t_train}
-            with open(stats, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{res['acc']:.3f}")
-            if bar.disable:
-                log(f"[classifier] step {step}/{cfg.steps}  loss {float(loss):.4f}  held-out acc {res['acc']:.4f}")
-        if step % cfg.ckpt_every == 0 or step == end:
-            if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-                raise ValueError(f"the classifier's weights became non-finite at step {step}; the last good "
-                                 f"checkpoint is kept; try a lower --lr")
-            R.torch_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "meta": meta_of(cfg),
-                          "identity": json.dumps(cfg.identity(), sort_keys=True)}, ckpt_file)
+
+    def record(i: int, _progress) -> dict:
+        res = held_out_accuracy(net, cfg, test_x, test_y)
+        bar.set_postfix(loss=f"{last['loss']:.3f}", acc=f"{res['acc']:.3f}")
+        if bar.disable:
+            log(f"[classifier] step {i}/{cfg.steps}  loss {last['loss']:.4f}  held-out acc {res['acc']:.4f}")
+        return {"step": i, "loss": last["loss"], "acc": res["acc"], "elapsed_s": time.perf_counter() - t_train}
+
+    def save(path: Path, i: int, _progress) -> None:
+        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            raise ValueError(f"the classifier's weights became non-finite at step {i}; the last good "
+                             f"checkpoint is kept; try a lower --lr")
+        R.torch_save({"model": net.state_dict(), "opt": opt.state_dict(), "step": i, "meta": meta_of(cfg),
+                      "identity": json.dumps(cfg.identity(), sort_keys=True)}, path)
+
+    step = loop.run(train_step, start_step=step, start_progress=step, end=end, every_log=cfg.eval_every,
+                    every_ckpt=cfg.ckpt_every, record=record, save=save)["step"]
     bar.close()
     train_s = time.perf_counter() - t_train
     if step < cfg.steps:

@@ -93,6 +93,36 @@ def test_scalar_ou_pair_is_the_ou_pair():
             ou_alpha_beta2_float(bad)
 
 
+def _ou_beta_rederived(path: Path) -> list[int]:
+    """Lines of ``path`` whose code computes 1 - e^{-2t} by hand: the tokens ``expm1 ( - 2``."""
+    toks = [t for t in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)]
+    return [toks[i].start[0] for i in range(len(toks) - 3)
+            if toks[i].string == "expm1" and toks[i + 1].string == "(" and toks[i + 2].string == "-"
+            and toks[i + 3].type == tokenize.NUMBER and ast.literal_eval(toks[i + 3].string) == 2]
+
+
+def test_the_ou_pair_is_written_only_by_its_owner(tmp_path):
+    f = tmp_path / "x.py"
+    f.write_text("import math\n# math.expm1(-2 * t)\nb2 = -math.expm1(-2.0 * t)\n")
+    assert _ou_beta_rederived(f) == [3]
+    offenders = [f"{p.relative_to(ROOT)}:{line}" for p in _python_files() if p != TIME_OWNER
+                 for line in _ou_beta_rederived(p)]
+    assert not offenders, f"beta_t^2 = 1 - exp(-2t) by hand (use theory.schedules' ou_* functions): {offenders}"
+
+
+def test_the_array_ou_pair_is_numpys():
+    import numpy as np
+
+    from theory.schedules import ou_alpha_beta2_array
+
+    t = np.array([1e-4, 0.05, 0.5, 2.0, 9.0])
+    a, b2 = ou_alpha_beta2_array(t)
+    assert np.array_equal(a, np.exp(-t)) and np.array_equal(b2, -np.expm1(-2 * t))
+    with pytest.raises(ValueError):
+        ou_alpha_beta2_array(np.array([0.1, 0.0]))
+
+
 def test_classifier_times_are_the_process_times_with_index_zero():
     """The noisy classifier's t ~ U{0..T-1} through the process equals the draw it always made."""
     from fullscale import rng

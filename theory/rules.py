@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from theory.schedules import ou_alpha, ou_alpha_beta2_float, ou_beta
+from theory.schedules import ou_alpha, ou_alpha_beta2_array, ou_alpha_beta2_float, ou_beta
 from theory.zeta import ZetaLaw, as_zeta_law
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
@@ -237,7 +237,7 @@ def bound(t, zeta="uniform", scaled: bool = False):
     t_arr, scalar = _times(t)
     out = np.array([_scaled_bound_one(float(ti), law) for ti in t_arr])
     if not scaled:
-        a, b = np.exp(-t_arr), -np.expm1(-2 * t_arr)
+        a, b = ou_alpha_beta2_array(t_arr)
         out = out * (a / b) ** 2
     return _out(out, scalar)
 
@@ -250,7 +250,8 @@ def bound_class(t, degree: int, zeta="uniform", scaled: bool = False):
     t_arr, scalar = _times(t)
     out = np.array([_scaled_bound_one(float(ti), law, int(degree)) for ti in t_arr])
     if not scaled:
-        out = out * (np.exp(-t_arr) / -np.expm1(-2 * t_arr)) ** 2
+        a, b = ou_alpha_beta2_array(t_arr)
+        out = out * (a / b) ** 2
     return _out(out, scalar)
 
 

@@ -52,6 +52,17 @@ def ou_alpha_beta2_float(t: float) -> tuple[float, float]:
     return math.exp(-t), -math.expm1(-2.0 * t)
 
 
+def ou_alpha_beta2_array(t):
+    """(alpha_t, beta_t^2) of a float64 numpy array of OU times (numpy's exp / expm1, the arithmetic of the
+    quadrature callers in theory.rules); t is checked finite and > 0."""
+    import numpy as np
+
+    t = np.asarray(t, dtype=np.float64)
+    if not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise ValueError(f"OU time t must be finite and > 0, got {t.tolist()}")
+    return np.exp(-t), -np.expm1(-2.0 * t)
+
+
 def ou_time_from_alpha_bar(alpha_bar) -> torch.Tensor:
     """OU time with the same signal level as a DDPM step: exp(-2t) = alpha_bar."""
     a = torch.as_tensor(alpha_bar, dtype=torch.float64)

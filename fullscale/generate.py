@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from dmrules.core import results as R
-from fullscale import diffusion, objectives, samplers
+from fullscale import diffusion, names, objectives, samplers
 from fullscale.models import build
 from fullscale.presets import RunConfig
 from fullscale.runtime import Runtime, inference_fn, prepare
@@ -56,8 +56,8 @@ def load_denoiser(run_dir, rt: Runtime, weights: str = "ema"):
     ckpt = load_checkpoint(run_dir)
     if ckpt is None:
         raise ValueError(f"{run_dir} has no checkpoint yet; run `dmrules train` first")
-    if weights not in ("ema", "raw"):
-        raise ValueError(f"weights must be ema or raw, got {weights!r}")
+    if weights not in names.WEIGHTS:
+        raise ValueError(f"weights must be {' or '.join(names.WEIGHTS)}, got {weights!r}")
     if ckpt["identity"] != json.dumps(cfg.identity(), sort_keys=True):
         # issue 12: a checkpoint copied from another run (another task, --lr, architecture) is refused
         raise ValueError(f"{Path(run_dir) / CHECKPOINT} was trained with another config than {Path(run_dir) / 'config.json'} "
@@ -171,7 +171,7 @@ def _check_request(n, seed, sampler, steps, eta, batch, objective="eps", spacing
             raise ValueError(f"{sampler} steps must be an integer in 1..{hi}, got {steps!r}")
     if spacing != "even" and sampler not in ("ddim", "dpm++2m"):
         raise ValueError(f"--spacing is for ddim and dpm++2m; the {sampler} sampler has one grid")
-    if spacing not in ("even", "linspace", "leading", "trailing"):
+    if spacing not in names.SPACINGS:
         raise ValueError(f"unknown timestep spacing {spacing!r}")
     if sampler == "ddim":
         if not (isinstance(eta, (int, float)) and math.isfinite(eta) and 0.0 <= eta <= 1.0):

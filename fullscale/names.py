@@ -12,6 +12,11 @@ to its registry is a CLI choice too. Order is the registry's (and the ``--help``
 | SAMPLERS       | ``fullscale.samplers.SAMPLERS``                           |
 | PRESETS        | ``fullscale.presets`` (DDPM runs), ``fullscale.classify.config`` |
 | CLASSIFIER_*   | ``fullscale.classify.nets`` (noisy guides, clean filters) |
+| SPACINGS       | ``VPProcess.grid``'s ``spacing`` (theory imports nothing of ours; a test pins them) |
+| VARIANCES      | ``fullscale.samplers.ddpm``'s ``variance`` (sigma_i^2)    |
+| WEIGHTS        | ``fullscale.generate``: sample the EMA or the raw weights |
+| EVAL_PROTOCOLS | ``fullscale.evaluate.ceiling.EXACT_PROTOCOLS``, ``dmrules evaluate --protocol`` |
+| CONFORM_CATEGORIES | ``fullscale.evaluate.paper_protocol.CATEGORIES_A`` (Task A's d lists) |
 
 Tasks have their own registry (``fullscale.tasks.registry``), also torch-free.
 """
@@ -24,3 +29,8 @@ PRESETS = ("paper", "cpu", "smoke")
 NOISY_CLASSIFIERS = ("unet", "mlp")  # noisy classifiers (guidance)
 CLEAN_CLASSIFIERS = ("mlp", "conv", "resnet8")  # clean classifiers (filtering)
 CLASSIFIERS = ("unet", "mlp", "conv", "resnet8")  # every classifier architecture, in --help order
+SPACINGS = ("even", "linspace", "leading", "trailing")  # few-step grids (ours; diffusers' timestep_spacing)
+VARIANCES = ("beta", "posterior")  # the ancestral sampler's sigma_i^2: beta_i (IDDM) or beta~_i (Ho et al. Eq. 7)
+WEIGHTS = ("ema", "raw")
+EVAL_PROTOCOLS = ("precise", "paper", "paper-train")  # our evaluator; the authors' on generated / training images
+CONFORM_CATEGORIES = ("lnd", "lfd", "rnd", "rfd")  # the four d lists of the authors' Task A notebook (cell 10)

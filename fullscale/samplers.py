@@ -102,8 +102,8 @@ def ddpm(net: Callable, x, process, seeds, *, objective=None, variance: str = "b
     step), sigma_i^2 = beta_i (IDDM, ``variance="beta"``) or beta~_i (Ho et al. Eq. 7, ``"posterior"``).
     """
     _check(process, "vp", "ddpm", objective)
-    if variance not in ("beta", "posterior"):
-        raise ValueError(f"variance must be 'beta' or 'posterior', got {variance!r}")
+    if variance not in names.VARIANCES:
+        raise ValueError(f"variance must be {' or '.join(map(repr, names.VARIANCES))}, got {variance!r}")
     s = process.schedule
     steps = process.ancestral_grid() if steps is None else list(steps)
     seeds = torch.as_tensor(seeds, dtype=torch.int64, device=x.device)

@@ -179,3 +179,36 @@ def test_cli_choices_are_the_name_lists():
     assert _choices(p, ("classifier", "train"), "--arch") == names.CLASSIFIERS
     assert _choices(p, ("mitigate",), "--guide-arch") == names.NOISY_CLASSIFIERS
     assert _choices(p, ("mitigate",), "--filter-arch") == names.CLEAN_CLASSIFIERS
+
+
+def test_spacings_are_the_grids_of_the_process():
+    from fullscale import names
+    from theory.schedules import VPProcess
+
+    p = VPProcess()
+    for spacing in names.SPACINGS:
+        assert len(p.grid(10, spacing)) == 10
+    with pytest.raises(ValueError) as err:
+        p.grid(10, "karras")
+    assert str(err.value).endswith("choose from " + ", ".join(names.SPACINGS))
+
+
+def test_more_cli_choices_are_the_name_lists():
+    from dmrules.cli import build_parser
+    from fullscale import names
+
+    p = build_parser()
+    assert _choices(p, ("sample",), "--spacing") == names.SPACINGS
+    assert _choices(p, ("sample",), "--variance") == names.VARIANCES
+    assert _choices(p, ("sample",), "--weights") == _choices(p, ("run",), "--weights") == names.WEIGHTS
+    assert set(_choices(p, ("sweep", "clocks"), "--preset")) == set(names.PRESETS)
+    assert _choices(p, ("evaluate",), "--protocol") == names.EVAL_PROTOCOLS
+    assert _choices(p, ("evaluate",), "--conform-category") == ("all", *names.CONFORM_CATEGORIES)
+
+
+def test_the_evaluators_read_the_name_lists():
+    from fullscale import names
+    from fullscale.evaluate import ceiling, paper_protocol
+
+    assert ceiling.EXACT_PROTOCOLS is names.EVAL_PROTOCOLS and ceiling.PROTOCOLS == ("precise", "paper")
+    assert paper_protocol.CATEGORIES_A is names.CONFORM_CATEGORIES

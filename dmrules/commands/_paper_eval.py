@@ -10,8 +10,10 @@ import argparse
 import math
 import time
 
-PROTOCOLS = ("precise", "paper", "paper-train")
-CATEGORIES = ("all", "lnd", "lfd", "rnd", "rfd")
+from fullscale import names  # standard library only
+
+PROTOCOLS = names.EVAL_PROTOCOLS
+CATEGORIES = ("all", *names.CONFORM_CATEGORIES)
 # options that only the paper protocol reads (dest -> flag), refused with --protocol precise
 PAPER_ONLY = {"recipe": "--recipe", "jitter_seed": "--jitter-seed", "unseeded": "--unseeded",
               "jitter_repeats": "--jitter-repeats", "conform_category": "--conform-category",

@@ -14,7 +14,7 @@ from dmrules.commands import (nonneg_float, nonneg_int, number, positive_float, 
 from fullscale import names  # standard library only: the lists' one owner (their registries use it too)
 
 MODELS, PRESETS, OBJECTIVES, SAMPLERS = names.MODELS, names.PRESETS, names.OBJECTIVES, names.SAMPLERS
-SPACINGS = ("even", "linspace", "leading", "trailing")  # theory.schedules.VPProcess.grid
+SPACINGS = names.SPACINGS  # theory.schedules.VPProcess.grid's spacings
 # sampler steps; the noise process checks its own limit (T - 1 for the DDPM schedule) before sampling
 STEPS = number(int, lo=1, hi=100_000)
 
@@ -87,7 +87,7 @@ def _run_args(p: argparse.ArgumentParser, out_help: str) -> None:
     g.add_argument("--sample-batch", type=positive_int, help="sampling batch size")
     g.add_argument("--center", action=argparse.BooleanOptionalAction, default=None,
                    help="train on x0 minus the training-set mean image (cpu preset: on; paper: off)")
-    g.add_argument("--weights", choices=("ema", "raw"), help="sample from the EMA (default) or the raw weights")
+    g.add_argument("--weights", choices=names.WEIGHTS, help="sample from the EMA (default) or the raw weights")
     _perf_args(p)
 
 
@@ -114,8 +114,8 @@ def register(sub) -> None:
     s.add_argument("--eta", type=unit_float, default=0.0, help="DDIM eta in [0, 1]: 0 deterministic (default), 1 stochastic")
     s.add_argument("--seed", type=nonneg_int, default=0, help="sample k uses seed SEED+k (default 0)")
     s.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the run's sample_batch)")
-    s.add_argument("--weights", choices=("ema", "raw"), default="ema", help="EMA (default) or raw weights")
-    s.add_argument("--variance", choices=("beta", "posterior"), default="beta",
+    s.add_argument("--weights", choices=names.WEIGHTS, default="ema", help="EMA (default) or raw weights")
+    s.add_argument("--variance", choices=names.VARIANCES, default="beta",
                    help="ancestral noise variance: beta_t (IDDM, default) or the posterior variance")
     s.add_argument("--no-png", action="store_true", help="write only images.npy, no PNG files")
     s.add_argument("--out", required=True, metavar="DIR", help="output folder: images.npy, png/, meta.json")

@@ -9,6 +9,7 @@ import argparse
 import json
 
 from dmrules.commands import parse_floats, parse_ints, parse_names, positive_int
+from fullscale import names  # standard library only
 
 CLOCKS_EXAMPLE = """\
 examples:
@@ -44,7 +45,7 @@ def register(sub) -> None:
                    help="training-set sizes, in launch order (put the most informative first)")
     c.add_argument("--seeds", type=parse_ints, default=[0, 1], metavar="S,...",
                    help="seeds; seed s trains on render stream s, so two seeds give disjoint sets (default 0,1)")
-    c.add_argument("--preset", choices=("cpu", "paper", "smoke"), default="cpu",
+    c.add_argument("--preset", choices=sorted(names.PRESETS), default="cpu",
                    help="run preset (fullscale/presets.py); the total is the largest budget (default cpu)")
     c.add_argument("--out", required=True, metavar="DIR", help="sweep folder (manifest.json, runs/)")
     c.add_argument("--kimg", type=parse_floats, default=None, metavar="K,...",

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-PROTOCOLS = ("precise", "paper")  # on every set
-EXACT_PROTOCOLS = (*PROTOCOLS, "paper-train")  # exact renders also get the authors' training-image pipeline
+from fullscale import names
+
+EXACT_PROTOCOLS = names.EVAL_PROTOCOLS  # exact renders get every protocol, the authors' training-image one too
+PROTOCOLS = tuple(p for p in EXACT_PROTOCOLS if p != "paper-train")  # on every set (precise, paper)
 METRICS = ("r2", "slope", "intercept", "conform_pct", "parse_rate", "coarse_violation_rate", "n_fit")
 GAP_METRICS = ("r2", "slope", "conform_pct")
 

@@ -25,10 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fullscale import names
+
 from .paper_cv import PARSERS
 
 PIPELINES = ("gen", "train")
-CATEGORIES_A = ("lnd", "lfd", "rnd", "rfd")  # the four d lists cell 10 writes
+CATEGORIES_A = names.CONFORM_CATEGORIES  # the four d lists cell 10 writes
 
 
 @dataclass(frozen=True)

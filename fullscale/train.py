@@ -201,10 +201,15 @@ def identity_diff(recorded: str, cfg) -> str:
     return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4]) or "none"
 
 
+def _loop(run_dir: Path) -> ResumableLoop:
+    """The ground floor's loop skeleton for RUN (issue 13): progress in images, stats keyed by kimg."""
+    return ResumableLoop(run_dir, checkpoint=CHECKPOINT, stats=STATS, progress_key="kimg", scale=1000)
+
+
 def _trim_stats(run_dir: Path, images: int) -> None:
     """Drop stats lines written after the checkpoint we resume from (they will be redone; a line cut
     by a kill mid-append too): the ground floor's loop skeleton does it (issue 13)."""
-    ResumableLoop(run_dir, stats=STATS, progress_key="kimg", scale=1000).trim_stats(images)
+    _loop(run_dir).trim_stats(images)
 
 
 def _tensors(module: torch.nn.Module) -> list:
@@ -263,65 +268,71 @@ def _train(cfg, run_dir, images, rt: Runtime, log, stop_after_images) -> dict:
     elif rt.is_main:
         log(f"[train] {cfg.model}: {param_count(tr.net):,} parameters; {total:,} images "
             f"({cfg.epochs:g} epochs x {cfg.n_train}), batch {cfg.batch}, {cfg.total_steps:,} steps, lr {cfg.lr:.3g}")
-    stats_path = run_dir / STATS
     log_every = max(1, round(cfg.log_every_kimg * 1000 / cfg.batch))
     ckpt_every = max(1, round(cfg.ckpt_every_kimg * 1000 / cfg.batch))
-    acc = torch.zeros((), device=rt.device)
-    acc_n, t_last, img_last = 0, time.perf_counter(), seen
+    acc = torch.zeros((), device=rt.device)  # summed on the device: no host sync between log lines
+    since = {"n": 0, "t": time.perf_counter(), "img": seen}
     t_start = time.perf_counter()
     bar = tqdm(total=end, initial=seen, unit="img", unit_scale=True, disable=None if rt.is_main else True,
                desc=f"train {cfg.task}/{cfg.model}", dynamic_ncols=True)
-    tr.model.train()
-    while seen < end:
-        acc += tr.step(step)
-        step += 1
-        seen += cfg.batch
-        acc_n += 1
-        bar.update(cfg.batch)
-        last = seen >= end
-        if step % log_every == 0 or step % ckpt_every == 0 or last:
-            mean = acc.item() / acc_n
-            if rt.distributed:
-                import torch.distributed as dist
 
-                m = torch.tensor([mean], device=rt.device)
-                dist.all_reduce(m)
-                mean = m.item() / rt.world
-            if not math.isfinite(mean):
-                bar.close()
-                kept = (f"the last good checkpoint ({run_dir / CHECKPOINT}) is kept"
-                        if (run_dir / CHECKPOINT).exists() else "no checkpoint was written")
-                raise TrainingDiverged(f"loss became {mean} at step {step} ({seen / 1000:.1f} kimg); {kept}; "
-                                       f"try a lower --lr")
-            now = time.perf_counter()
-            ips = (seen - img_last) / max(now - t_last, 1e-9)
-            rec = {"kimg": seen / 1000, "step": step, "loss": mean, "lr": learning_rate(cfg, seen - cfg.batch),
-                   "img_per_s": ips, "sec_per_kimg": 1000 / max(ips, 1e-9), "elapsed_s": now - t_start}
-            if rt.device.type == "cuda":
-                rec["gpu_mem_gb"] = torch.cuda.max_memory_allocated(rt.device) / 2**30
-            if rt.is_main:
-                with open(stats_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{ips:.0f}")
-                if bar.disable:
-                    eta = (end - seen) / max(ips, 1e-9)
-                    log(f"[train] kimg {seen / 1000:8.1f}/{end / 1000:.1f}  loss {mean:.4f}  "
-                        f"img/s {ips:7.0f}  sec/kimg {1000 / max(ips, 1e-9):6.3f}  eta {eta / 60:5.1f} min")
-            acc.zero_()
-            acc_n, t_last, img_last = 0, now, seen
-        if step % ckpt_every == 0 or last:
-            # every saved tensor must be finite, the EMA's included (issue 12: a NaN half-life gave an
-            # all-NaN EMA next to finite raw weights, and black samples)
-            opt_state = [v for st in tr.opt.state.values() for v in st.values()
-                         if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0]
-            for what, tensors in (("weights", _tensors(tr.net)), ("EMA weights", _tensors(tr.ema.module)),
-                                  ("optimiser state", opt_state)):
-                if tensors and not _all_finite(tensors):
-                    bar.close()
-                    raise TrainingDiverged(f"the {what} became non-finite at step {step}; the last good checkpoint "
-                                           "is kept; try a lower --lr")
-            if rt.is_main:
-                R.torch_save(tr.state(step, seen), run_dir / CHECKPOINT)
-    bar.close()
+    def one_step(i: int) -> int:
+        acc.add_(tr.step(i))
+        since["n"] += 1
+        bar.update(cfg.batch)
+        return cfg.batch
+
+    def record(i: int, images_seen: int) -> dict:
+        mean = acc.item() / since["n"]
+        if rt.distributed:
+            import torch.distributed as dist
+
+            m = torch.tensor([mean], device=rt.device)
+            dist.all_reduce(m)
+            mean = m.item() / rt.world
+        if not math.isfinite(mean):
+            kept = (f"the last good checkpoint ({run_dir / CHECKPOINT}) is kept"
+                    if (run_dir / CHECKPOINT).exists() else "no checkpoint was written")
+            raise TrainingDiverged(f"loss became {mean} at step {i} ({images_seen / 1000:.1f} kimg); {kept}; "
+                                   f"try a lower --lr")
+        now = time.perf_counter()
+        ips = (images_seen - since["img"]) / max(now - since["t"], 1e-9)
+        rec = {"kimg": images_seen / 1000, "step": i, "loss": mean, "lr": learning_rate(cfg, images_seen - cfg.batch),
+               "img_per_s": ips, "sec_per_kimg": 1000 / max(ips, 1e-9), "elapsed_s": now - t_start}
+        if rt.device.type == "cuda":
+            rec["gpu_mem_gb"] = torch.cuda.max_memory_allocated(rt.device) / 2**30
+        if rt.is_main:
+            bar.set_postfix(loss=f"{mean:.4f}", img_s=f"{ips:.0f}")
+            if bar.disable:
+                eta = (end - images_seen) / max(ips, 1e-9)
+                log(f"[train] kimg {images_seen / 1000:8.1f}/{end / 1000:.1f}  loss {mean:.4f}  "
+                    f"img/s {ips:7.0f}  sec/kimg {1000 / max(ips, 1e-9):6.3f}  eta {eta / 60:5.1f} min")
+        acc.zero_()
+        since.update(n=0, t=now, img=images_seen)
+        return rec
+
+    def save(path: Path, i: int, images_seen: int) -> None:
+        # every saved tensor must be finite, the EMA's included (issue 12: a NaN half-life gave an
+        # all-NaN EMA next to finite raw weights, and black samples)
+        opt_state = [v for st in tr.opt.state.values() for v in st.values()
+                     if torch.is_tensor(v) and v.is_floating_point() and v.dim() > 0]
+        for what, tensors in (("weights", _tensors(tr.net)), ("EMA weights", _tensors(tr.ema.module)),
+                              ("optimiser state", opt_state)):
+            if tensors and not _all_finite(tensors):
+                raise TrainingDiverged(f"the {what} became non-finite at step {i}; the last good checkpoint "
+                                       "is kept; try a lower --lr")
+        if rt.is_main:
+            R.torch_save(tr.state(i, images_seen), path)
+
+    tr.model.train()
+    # the ground floor's loop skeleton (issue 13): a stats line every log interval, at every checkpoint
+    # and at this call's end (``end`` includes stop_after), a checkpoint every interval and at the end
+    try:
+        out = _loop(run_dir).run(one_step, start_step=step, start_progress=seen, end=end, every_log=log_every,
+                                 every_ckpt=ckpt_every, record=record, save=save, log_with_checkpoint=True,
+                                 write_stats=rt.is_main)
+    finally:
+        bar.close()
     wall = time.perf_counter() - t_start
-    return {"images": seen, "steps": step, "train_s": wall, "resumed": ckpt is not None, "done_already": False}
+    return {"images": out["progress"], "steps": out["step"], "train_s": wall, "resumed": ckpt is not None,
+            "done_already": False}

@@ -105,6 +105,37 @@ def test_loop_resume_equals_uninterrupted(tmp_path):
     assert (part / "stats.jsonl").read_text() == (tmp_path / "whole" / "stats.jsonl").read_text()
 
 
+def test_loop_logs_with_checkpoints_and_can_keep_quiet(tmp_path):
+    """log_with_checkpoint adds a stats line at each checkpoint step; write_stats=False (a DDP worker)
+    still calls record (it may all-reduce) but writes no line; a record that raises stops the run
+    before that step's checkpoint (the DDPM trainer's divergence check)."""
+    seen = []
+
+    def run(folder, **kw):
+        c = _Counter()
+        return c, ResumableLoop(folder, checkpoint="ckpt.json", progress_key="images").run(
+            c.step, end=30, every_log=3, every_ckpt=2, save=c.save,
+            record=lambda i, p: seen.append(i) or {"value": c.value}, **kw)
+
+    run(tmp_path / "a", log_with_checkpoint=True)
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "a" / "stats.jsonl").read_text().splitlines()]
+    assert steps == [2, 3, 4, 6, 8, 9, 10] and seen == steps
+    seen.clear()
+    run(tmp_path / "b", write_stats=False)
+    assert seen == [3, 6, 9, 10] and not (tmp_path / "b" / "stats.jsonl").exists()
+
+    def diverge(i, p):
+        if i == 6:
+            raise RuntimeError("loss became nan")
+        return {}
+
+    c = _Counter()
+    with pytest.raises(RuntimeError, match="nan"):
+        ResumableLoop(tmp_path / "c", checkpoint="ckpt.json").run(c.step, end=30, every_log=3, every_ckpt=2,
+                                                                  save=c.save, record=diverge)
+    assert json.loads((tmp_path / "c" / "ckpt.json").read_text())["step"] == 4
+
+
 def test_loop_refuses_a_foreign_checkpoint(tmp_path):
     (tmp_path / "checkpoint.pt").write_text("{}")
     with pytest.raises(ValueError, match="not a checkpoint"):

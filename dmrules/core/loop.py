@@ -77,12 +77,19 @@ class ResumableLoop:
 
     def run(self, step: Callable[[int], float | None], *, start_step: int = 0, start_progress: float = 0,
             end: float, every_log: int, every_ckpt: int, record: Callable[[int, float], dict] | None = None,
-            save: Callable[[Path, int, float], None], stop_after: float | None = None) -> dict:
+            save: Callable[[Path, int, float], None], stop_after: float | None = None,
+            log_with_checkpoint: bool = False, write_stats: bool = True) -> dict:
         """Run steps until ``end`` progress (or ``stop_after``, for tests); returns step and progress.
 
         ``record(step, progress)`` gives the stats line every ``every_log`` steps and at ``end``
         (``progress_key`` and ``step`` are filled in); ``save(path, step, progress)`` writes the
-        checkpoint (atomically) every ``every_ckpt`` steps and at the stop.
+        checkpoint (atomically) every ``every_ckpt`` steps and at the stop. Either may raise to stop
+        the run (a divergence check) before the checkpoint of that step is written.
+
+        log_with_checkpoint: also call ``record`` at every checkpoint step (the DDPM trainer logs
+        there, so each checkpoint has the stats line of its own step).
+        write_stats: append the records to the stats file; False on the non-main processes of a
+        distributed run, whose ``record`` must still be called (it may all-reduce) but who write nothing.
         """
         if every_log < 1 or every_ckpt < 1:
             raise ValueError(f"every_log and every_ckpt must be >= 1, got {every_log}, {every_ckpt}")
@@ -95,11 +102,13 @@ class ResumableLoop:
             progress += 1 if made is None else made
             last = progress >= stop
             # the stats log at the true end only (a stop for tests writes a checkpoint, no extra line)
-            if record is not None and (i % every_log == 0 or progress >= end):
+            if record is not None and (i % every_log == 0 or progress >= end
+                                       or (log_with_checkpoint and i % every_ckpt == 0)):
                 rec = dict(record(i, progress))
                 rec.setdefault(self.progress_key, progress / self.scale)
                 rec.setdefault("step", i)
-                self.append(rec)
+                if write_stats:
+                    self.append(rec)
             if i % every_ckpt == 0 or last:
                 save(self.checkpoint, i, progress)
         return {"step": i, "progress": progress, "done": progress >= end}

@@ -180,3 +180,24 @@ def test_centred_training_keeps_the_mean_image_in_the_checkpoint(tmp_path):
     assert offset.shape == (1, 3, 32, 32)
     assert torch.allclose(offset, torch.from_numpy(images).double().mean(0).permute(2, 0, 1)[None].float() / 127.5 - 1,
                           atol=1e-6)
+
+
+def test_stats_cadence_through_the_loop_skeleton(tmp_path):
+    """The trainer runs on dmrules.core.loop.ResumableLoop.run (issue 13): a stats line every log
+    interval, at every checkpoint and at each stop (stop_after included), the same keys in the same
+    order; a run cut at step 7 and resumed writes the lines, losses and checkpoint of an uncut one."""
+    cfg, rt, images = _cfg(epochs=3, log_every_kimg=0.024, ckpt_every_kimg=0.04), _rt(), _images()  # log 3, ckpt 5
+    train.train(cfg, tmp_path / "whole", images, rt, log=lambda m: None)
+    train.train(cfg, tmp_path / "cut", images, rt, log=lambda m: None, stop_after_images=56)  # step 7
+    assert [json.loads(ln)["step"] for ln in (tmp_path / "cut" / "stats.jsonl").read_text().splitlines()] == [3, 5, 6, 7]
+    train.train(cfg, tmp_path / "cut", images, rt, log=lambda m: None)
+    lines = {run: [json.loads(ln) for ln in (tmp_path / run / "stats.jsonl").read_text().splitlines()]
+             for run in ("whole", "cut")}
+    assert [r["step"] for r in lines["whole"]] == [3, 5, 6, 9, 10, 12]
+    assert [r["step"] for r in lines["cut"]] == [3, 5, 6, 7, 9, 10, 12]
+    keys = ["kimg", "step", "loss", "lr", "img_per_s", "sec_per_kimg", "elapsed_s"]
+    assert all(list(r) == keys for run in lines.values() for r in run)
+    # the line at 7 averages steps 6-7 only; every other line is the uncut run's
+    whole = {r["step"]: r["loss"] for r in lines["whole"]}
+    assert all(whole[r["step"]] == r["loss"] for r in lines["cut"] if r["step"] not in (7, 9))
+    assert _same_tensors(_state(tmp_path / "whole"), _state(tmp_path / "cut"))

@@ -110,16 +110,26 @@ def learning_rate(cfg, images_seen: int) -> float:
     return cfg.lr * (min(1.0, (images_seen + cfg.batch) / warm) if warm > 0 else 1.0)
 
 
+ADAM_KW = {"fused": {"fused": True}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}
+# fused everywhere (issue 13: on CPU 2-3 ms a step faster than foreach, which was the CPU default
+# before; the two differ in the last bits, both deterministic; docs/ddpm.md, "Training on CPU")
+ADAM_DEFAULT = {"cuda": "fused", "cpu": "fused"}
+
+
 class Trainer:
     """Model, EMA, optimiser and the compiled training step (shared by the loop and the benchmark)."""
 
-    def __init__(self, cfg, rt: Runtime, images: np.ndarray):
+    def __init__(self, cfg, rt: Runtime, images: np.ndarray, adam: str | None = None):
+        """adam: the Adam implementation, ``fused`` / ``foreach`` / ``forloop`` (the benchmark's
+        ablation); default :data:`ADAM_DEFAULT` for the device."""
         self.cfg, self.rt = cfg, rt
         torch.manual_seed(cfg.seed)
         self.net = prepare(build(cfg.model, cfg.image_size), rt)
         self.ema = EMA(self.net)
-        kw = {"fused": True} if rt.device.type == "cuda" else {"foreach": True}
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, **kw)
+        adam = adam or ADAM_DEFAULT[rt.device.type if rt.device.type in ADAM_DEFAULT else "cpu"]
+        if adam not in ADAM_KW:
+            raise ValueError(f"unknown Adam implementation {adam!r} (use one of {', '.join(ADAM_KW)})")
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, **ADAM_KW[adam])
         model = self.net
         if rt.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP

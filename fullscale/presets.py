@@ -38,7 +38,7 @@ class Performance:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool | None = None  # None: on for CUDA, off for CPU
     compile: bool | None = None  # None: on for CUDA, off for CPU
-    channels_last: bool | None = None
+    channels_last: bool | None = None  # None: on (CUDA, and CPU since issue 13: docs/ddpm.md "Training on CPU")
     tf32: bool | None = None
     threads: int | None = None  # CPU intra-op threads (None: torch's default)
 

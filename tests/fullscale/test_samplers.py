@@ -282,6 +282,11 @@ def test_sampler_goal_check_reads_the_two_seeds_spread():
     g = goal_check(pd.DataFrame(rows)).set_index("row")
     assert g.loc["DDIM 50, eta 1", "goal met"] == "yes"
     assert g.loc["DDIM 50, eta 0", "goal met"] == "no" and g.loc["DDIM 100, eta 1", "goal met"] == "no"
+    assert g.loc["DDIM 50, eta 1", "no worse than ancestral"] == "yes"
+    assert g.loc["DDIM 50, eta 0", "no worse than ancestral"] == "no"
+    better = goal_check(pd.DataFrame(rows[:2] + [row(0, "heun", 49, 0.01, 80.0, 25, objective="flow"),
+                                                 row(1, "heun", 49, 0.01, 82.0, 25, objective="flow")])).iloc[0]
+    assert better["goal met"] == "no" and better["no worse than ancestral"] == "yes"  # better is outside the spread
     assert g.loc["DDIM 50, eta 0", "coarse violations %: paired diff"] == "+11.0"
     s = seed_summary(pd.DataFrame(rows))
     anc = s[s.sampler == "ddpm"].iloc[0]

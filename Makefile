@@ -51,7 +51,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_baselines.py
 
 bench-fullscale: $(STAMP)
-	$(PY) benchmarks/bench_fullscale.py
+	$(PY) benchmarks/bench_fullscale.py --ablation --threads 1
 
 # make clocks: the rule-clock sweep and the held-out band (issue 14; hours of CPU, resumable, docs/clocks.md).
 # Re-running skips finished evaluations; `make figures` only reads the tables written here.

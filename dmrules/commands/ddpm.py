@@ -51,10 +51,12 @@ DEFAULT_ROWS = ("ddpm", "ddim:50:0", "ddim:50:1", "ddim:100:0", "ddim:100:1", "d
 def _perf_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("performance (not part of the run's identity)")
     g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default auto)")
-    for flag, what in (("bf16", "bf16 autocast"), ("compile", "torch.compile"),
-                       ("channels-last", "channels-last memory format"), ("tf32", "TF32 matmuls/convolutions")):
+    for flag, what, default in (("bf16", "bf16 autocast (oneDNN on CPU: changes the numerics)", "on for CUDA, off for CPU"),
+                                ("compile", "torch.compile", "on for CUDA, off for CPU (a minute or more of compiling there)"),
+                                ("channels-last", "channels-last memory format", "on"),
+                                ("tf32", "TF32 matmuls/convolutions", "on for CUDA; no meaning on CPU")):
         g.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
-                       help=f"{what} (default: on for CUDA, off for CPU)")
+                       help=f"{what} (default: {default})")
     g.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch (default: the cores not busy, by load average)")
 
 

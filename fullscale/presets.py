@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 
 from theory.schedules import VPProcess
 
+from fullscale import names
 from fullscale.tasks import registry
 
-PRESET_NAMES = ("paper", "cpu", "smoke")
+PRESET_NAMES = names.PRESETS
 ANCESTRAL_STEPS = VPProcess().t_max  # the ancestral sampler's step count (T - 1 = 999 at T = 1000)
 
 
@@ -190,7 +191,7 @@ def check(cfg: RunConfig) -> None:
         raise ValueError(f"at most {t_max} sampling steps, got {cfg.sample_steps}")
     if not 0.0 <= cfg.sample_eta <= 1.0:
         raise ValueError(f"DDIM eta must be in [0, 1], got {cfg.sample_eta}")
-    if cfg.sample_weights not in ("ema", "raw"):
-        raise ValueError(f"sample weights must be ema or raw, got {cfg.sample_weights!r}")
+    if cfg.sample_weights not in names.WEIGHTS:
+        raise ValueError(f"sample weights must be {' or '.join(names.WEIGHTS)}, got {cfg.sample_weights!r}")
     if cfg.image_size % 8:
         raise ValueError(f"image size must be a multiple of 8, got {cfg.image_size}")

@@ -167,7 +167,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             "than the median fresh render; copy rate: samples closer (pixels) than any fresh render; split ratio: "
             "paired / unrelated pixel distance of the two seeds' samples from the same noise (bootstrap 95 % CI; "
             "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget):\n\n"
-            + style.markdown_table(clocks.fillna("–")) + _provenance(df))
+            + style.markdown_table(clocks.astype(object).fillna("–")) + _provenance(df))
     files.append(write_text(out_dir / "rule_clocks.md", text))
     return files
 

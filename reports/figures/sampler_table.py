@@ -137,7 +137,7 @@ def goal_check(df):
             rec["goal met"] = "yes" if ok_all else ("one seed" if len(anc) < 2 else "no")
             rec["no worse than ancestral"] = "yes" if no_worse else ("one seed" if len(anc) < 2 else "no")
             rows.append(rec)
-    return pd.DataFrame(rows).fillna("–")
+    return pd.DataFrame(rows).astype(object).fillna("–")
 
 
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:

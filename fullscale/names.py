@@ -8,7 +8,7 @@ to its registry is a CLI choice too. Order is the registry's (and the ``--help``
 |----------------|-----------------------------------------------------------|
 | MODELS         | ``fullscale.models.MODELS`` (``build(name)``)             |
 | DENOISERS      | ``fullscale.baselines.DENOISERS`` (closed-form denoisers) |
-| OBJECTIVES     | ``fullscale.objectives.OBJECTIVES`` (its classes' names)  |
+| OBJECTIVES     | read from ``fullscale/objectives.py``'s classes (``ast``, no import) |
 | SAMPLERS       | ``fullscale.samplers.SAMPLERS``                           |
 | PRESETS        | ``fullscale.presets`` (DDPM runs), ``fullscale.classify.config`` |
 | CLASSIFIER_*   | ``fullscale.classify.nets`` (noisy guides, clean filters) |
@@ -23,7 +23,27 @@ Tasks have their own registry (``fullscale.tasks.registry``), also torch-free.
 
 MODELS = ("unet", "unet-small", "unet-small-p2", "dit-s2", "dit-b2", "mlp")
 DENOISERS = ("empirical", "local", "gaussian")
-OBJECTIVES = ("eps", "x0", "v", "flow")
+
+
+def _declared_names(module: str, base: str) -> tuple:
+    """The ``name = "..."`` of every class deriving from ``base`` in ``fullscale/<module>.py``, in source
+    order, read from the source with ``ast`` (no import, so no torch): the module stays the one owner of
+    its names and adding a class there is enough (issue 13: an objective in one file)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).parent / f"{module}.py").read_text())
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(isinstance(b, ast.Name) and b.id == base for b in node.bases):
+            for stmt in node.body:
+                if (isinstance(stmt, ast.Assign) and [getattr(t, "id", None) for t in stmt.targets] == ["name"]
+                        and isinstance(stmt.value, ast.Constant) and stmt.value.value):
+                    found.append(stmt.value.value)
+    return tuple(found)
+
+
+OBJECTIVES = _declared_names("objectives", "Objective")  # ("eps", "x0", "v", "flow"): the classes of objectives.py
 SAMPLERS = ("ddpm", "ddim", "dpm++2m", "euler", "heun")
 PRESETS = ("paper", "cpu", "smoke")
 NOISY_CLASSIFIERS = ("unet", "mlp")  # noisy classifiers (guidance)

@@ -1,9 +1,13 @@
 """``make bench-fullscale``: training and sampling throughput of the fullscale DDPM stack.
 
+The make target runs ``python benchmarks/bench_fullscale.py --ablation --threads 1`` (the CPU ablation of
+docs/ddpm.md, "Training on CPU", at one thread).
+
 For each model (default: U-Net and DiT-S/2 on CUDA, the small U-Net on CPU), timed side by side in
 one process:
-  ours       the real training step of fullscale.train.Trainer (data resident on the device, bf16
-             autocast, channels-last, TF32, torch.compile, fused Adam, EMA: the defaults per device)
+  ours       the real training step of fullscale.train.Trainer (data resident on the device, fused
+             Adam, EMA, and the device's default switches: bf16 autocast, channels-last, TF32 and
+             torch.compile on CUDA; channels-last only on CPU, fp32 eager, as dmrules train)
              and the real sampler step (fullscale.diffusion.ddpm_sample with per-sample noise);
   reference  an IDDM-style loop: fp32 (TF32 off), batch 16, a DataLoader reading PNG files,
              torch.randn noise, plain Adam, no compile; sampling fp32 eager with torch.randn.
@@ -26,7 +30,8 @@ image-steps) and 3000 samples x 999 steps.
 
     python benchmarks/bench_fullscale.py                       # defaults for this device
     python benchmarks/bench_fullscale.py --models unet-small --seconds 5 --ref-images 256
-    python benchmarks/bench_fullscale.py --threads 1 --ablation --rounds 12   # the CPU ablation
+    python benchmarks/bench_fullscale.py --ablation --threads 1                # make bench-fullscale
+    python benchmarks/bench_fullscale.py --threads 1 --ablation --rounds 12   # the committed CPU ablation
 """
 
 from __future__ import annotations

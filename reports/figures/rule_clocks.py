@@ -3,8 +3,8 @@
 Reads the committed sweep table ``reports/results/clocks_cpu.parquet`` (and ``*_split``), made by
 ``make clocks`` (docs/clocks.md); it is not recomputed by ``make figures`` (the sweep takes CPU hours).
 Per task: the first evaluated budget (kimg, first sampler) at which (i) coarse violations fall below
-1 %, (ii) conform % on *novel* samples comes within 5 points of the training images' conform %, and
-(iii) copy_rate passes 50 %, per seed (a marker at the top edge: not reached by the last budget);
+1 % (on >= 30 parsed samples), (ii) conform % on *novel* samples comes within 5 points of the training
+images' conform % (on >= 30 novel samples), and (iii) copy_rate passes 50 %, per seed (a marker at the top edge: not reached by the last budget);
 then the trajectories behind them, the disjoint-split ratio, and a table at the final budget with the
 seeds' spread and the second sampler beside the first.
 """
@@ -22,16 +22,25 @@ REGENERATE = "`make clocks` (docs/clocks.md)"
 CLOCKS = (("coarse violations < 1 %", "o"), ("novel conform % within 5 of training", "s"), ("copy rate > 50 %", "^"))
 
 
+MIN_COUNT = 30  # a clock fires only on a proportion of at least this many samples (toolkit's choice)
+
+
 def reached(g) -> tuple[float | None, float | None, float | None]:
-    """First kimg (sorted evaluations of one run, first sampler) at which each clock condition holds."""
+    """First kimg (sorted evaluations of one run, first sampler) at which each clock condition holds.
+
+    A proportion read off a handful of samples is not a clock: 0 violations among 4 parsed images, or
+    2 novel samples that both conform, would fire it. So the coarse clock needs >= MIN_COUNT parsed
+    samples and the novel-conform clock >= MIN_COUNT novel ones (the copy clock reads all samples)."""
     g = g.sort_values("kimg")
 
     def first(mask):
         hit = g.loc[mask.fillna(False).astype(bool), "kimg"]
         return float(hit.iloc[0]) if len(hit) else None
 
-    return (first(g["coarse_violation_rate"] < 0.01),
-            first(g["novel_conform_pct"] >= g["train_conform_pct"] - 5.0),
+    parsed = g["parsed"] if "parsed" in g else g["parse_rate"] * g["n_samples"]
+    novel = g["n_novel"] if "n_novel" in g else parsed * g["novel_frac"]
+    return (first((g["coarse_violation_rate"] < 0.01) & (parsed >= MIN_COUNT)),
+            first((g["novel_conform_pct"] >= g["train_conform_pct"] - 5.0) & (novel >= MIN_COUNT)),
             first(g["copy_rate"] > 0.5))
 
 
@@ -166,7 +175,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             "value: one seed). Novel: parsed samples farther (position features) from every training image "
             "than the median fresh render; copy rate: samples closer (pixels) than any fresh render; split ratio: "
             "paired / unrelated pixel distance of the two seeds' samples from the same noise (bootstrap 95 % CI; "
-            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget):\n\n"
+            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget; the coarse and novel clocks need at least 30 parsed / novel samples behind the rate):\n\n"
             + style.markdown_table(clocks.astype(object).fillna("–")) + _provenance(df))
     files.append(write_text(out_dir / "rule_clocks.md", text))
     return files

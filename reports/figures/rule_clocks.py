@@ -147,8 +147,13 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         t = prim[prim["task"] == task].copy()
         t["coarse %"] = 100 * t["coarse_violation_rate"]
         t["copy %"] = 100 * t["copy_rate"]
-        for i, (col, ylabel) in enumerate((("coarse %", "coarse violations (%)"),
-                                           ("novel_conform_pct", "conform % on novel samples"),
+        # rates resting on fewer than MIN_COUNT samples are left out of the curves (as of the clocks)
+        parsed = t["parsed"] if "parsed" in t else t["parse_rate"] * t["n_samples"]
+        novel = t["n_novel"] if "n_novel" in t else parsed * t["novel_frac"]
+        t.loc[parsed < MIN_COUNT, "coarse %"] = float("nan")
+        t.loc[novel < MIN_COUNT, "novel_conform_pct"] = float("nan")
+        for i, (col, ylabel) in enumerate((("coarse %", "coarse violations (%, >= 30 parsed)"),
+                                           ("novel_conform_pct", "conform % on novel samples (>= 30)"),
                                            ("copy %", "copy rate (%)")), start=1):
             ax = axes[i, j]
             sns.lineplot(t, x="kimg", y=col, hue="n", palette=palette, marker="o", errorbar=("pi", 100), ax=ax)

@@ -354,7 +354,7 @@ def main(argv=None) -> int:
     n_ref = args.ref_images or (4000 if cuda else 512)
     peak = peak_flops(rt.device, args.peak_tflops)
     threads = torch.get_num_threads()
-    adam_default = ADAM_DEFAULT["cuda" if cuda else "cpu"]
+    adam_default = ADAM_DEFAULT
     print(f"[bench] {rt.describe()}; models {models}; batch {batch}, sample batch {sbatch}; "
           f"training {rounds} rounds x {block:g} s per loop, sampling {seconds:g} s")
     images, _ = tasks.render("A", max(n_ref, batch), seed=0)

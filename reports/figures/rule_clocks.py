@@ -25,6 +25,12 @@ CLOCKS = (("coarse violations < 1 %", "o"), ("novel conform % within 5 of traini
 MIN_COUNT = 30  # a clock fires only on a proportion of at least this many samples (toolkit's choice)
 
 
+def counts(g):
+    """(parsed, novel) sample counts per evaluation (older tables lack the count columns)."""
+    parsed = g["parsed"] if "parsed" in g else g["parse_rate"] * g["n_samples"]
+    return parsed, (g["n_novel"] if "n_novel" in g else parsed * g["novel_frac"])
+
+
 def reached(g) -> tuple[float | None, float | None, float | None]:
     """First kimg (sorted evaluations of one run, first sampler) at which each clock condition holds.
 
@@ -37,8 +43,7 @@ def reached(g) -> tuple[float | None, float | None, float | None]:
         hit = g.loc[mask.fillna(False).astype(bool), "kimg"]
         return float(hit.iloc[0]) if len(hit) else None
 
-    parsed = g["parsed"] if "parsed" in g else g["parse_rate"] * g["n_samples"]
-    novel = g["n_novel"] if "n_novel" in g else parsed * g["novel_frac"]
+    parsed, novel = counts(g)
     return (first((g["coarse_violation_rate"] < 0.01) & (parsed >= MIN_COUNT)),
             first((g["novel_conform_pct"] >= g["train_conform_pct"] - 5.0) & (novel >= MIN_COUNT)),
             first(g["copy_rate"] > 0.5))
@@ -148,8 +153,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         t["coarse %"] = 100 * t["coarse_violation_rate"]
         t["copy %"] = 100 * t["copy_rate"]
         # rates resting on fewer than MIN_COUNT samples are left out of the curves (as of the clocks)
-        parsed = t["parsed"] if "parsed" in t else t["parse_rate"] * t["n_samples"]
-        novel = t["n_novel"] if "n_novel" in t else parsed * t["novel_frac"]
+        parsed, novel = counts(t)
         t.loc[parsed < MIN_COUNT, "coarse %"] = float("nan")
         t.loc[novel < MIN_COUNT, "novel_conform_pct"] = float("nan")
         for i, (col, ylabel) in enumerate((("coarse %", "coarse violations (%, >= 30 parsed)"),

@@ -40,7 +40,7 @@ def _flat(state):
 def test_cpu_defaults_and_opt_in_bf16():
     rt = runtime.setup(presets.Performance(device="cpu"), distributed=False)
     assert (rt.bf16, rt.compile, rt.channels_last, rt.tf32) == (False, False, True, False)
-    assert train.ADAM_DEFAULT["cpu"] == "fused"
+    assert train.ADAM_DEFAULT == "fused"
     on = runtime.setup(presets.Performance(device="cpu", bf16=True), distributed=False)
     assert on.bf16
     net = torch.nn.Conv2d(3, 4, 3)

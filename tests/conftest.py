@@ -70,3 +70,20 @@ def garbage_images() -> list:
 @pytest.fixture
 def garbage():
     return garbage_images()
+
+
+def same_state(a, b) -> bool:
+    """Nested checkpoint states equal bit for bit: same keys, lengths, tensor dtypes and values."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    if torch.is_tensor(a):
+        return torch.is_tensor(b) and a.dtype == b.dtype and torch.equal(a, b)
+    return a == b
+
+
+@pytest.fixture
+def same():
+    """:func:`same_state` for tests (checkpoint states compared bit for bit)."""
+    return same_state

@@ -23,14 +23,6 @@ def _images():
     return np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
 
 
-def _same(a, b):
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if torch.is_tensor(a):
-        return a.dtype == b.dtype and torch.equal(a, b)
-    return a == b
 
 
 def _flat(state):
@@ -52,7 +44,7 @@ def test_cpu_defaults_and_opt_in_bf16():
         train.Trainer(_cfg(), rt, _images(), adam="lion")
 
 
-def test_bf16_training_is_deterministic_and_resumes_bit_for_bit(tmp_path):
+def test_bf16_training_is_deterministic_and_resumes_bit_for_bit(tmp_path, same):
     """--bf16 on CPU (oneDNN autocast): same seed, same bits; a cut run resumed equals an uncut one;
     and it really trains in bf16 (its weights differ from the fp32 run's)."""
     cfg, images = _cfg(), _images()
@@ -66,7 +58,7 @@ def test_bf16_training_is_deterministic_and_resumes_bit_for_bit(tmp_path):
     state = {run: torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("a", "b", "cut", "fp32")}
     for run in ("b", "cut"):
         for key in ("model", "ema", "opt"):
-            assert _same(state["a"][key], state[run][key]), (run, key)
+            assert same(state["a"][key], state[run][key]), (run, key)
     assert not torch.equal(_flat(state["a"]), _flat(state["fp32"]))
 
 

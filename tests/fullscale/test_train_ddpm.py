@@ -36,17 +36,9 @@ def _state(run):
     return torch.load(Path(run) / "checkpoint.pt", weights_only=True)
 
 
-def _same_tensors(a, b):
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
-    if torch.is_tensor(a):
-        return torch.equal(a, b)
-    return a == b
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, same):
     cfg, rt, images = _cfg(), _rt(), _images()
     train.train(cfg, tmp_path / "full", images, rt, log=lambda m: None)
     part = train.train(cfg, tmp_path / "cut", images, rt, log=lambda m: None, stop_after_images=32)
@@ -56,7 +48,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert rest["resumed"] and any("resuming" in m for m in logs)
     a, b = _state(tmp_path / "full"), _state(tmp_path / "cut")
     for key in ("model", "ema", "opt", "step", "images"):
-        assert _same_tensors(a[key], b[key]), key
+        assert same(a[key], b[key]), key
     losses = lambda run: [json.loads(ln)["loss"] for ln in (run / "stats.jsonl").read_text().splitlines()]  # noqa: E731
     assert losses(tmp_path / "full") == losses(tmp_path / "cut")
     again = train.train(cfg, tmp_path / "cut", images, rt, log=lambda m: None)
@@ -130,7 +122,7 @@ def _env():
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_rerun_continues(tmp_path):
+def test_sigkill_mid_run_then_rerun_continues(tmp_path, same):
     run, ref = tmp_path / "run", tmp_path / "ref"
     extra = ["--epochs", "12", "--ckpt-every-kimg", "0.032"]  # 48 steps of 8, a checkpoint every 4
     proc = subprocess.Popen(_cmd(run, *extra), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -148,7 +140,7 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     assert subprocess.run(_cmd(ref, *extra), env=_env(), capture_output=True, cwd=ROOT).returncode == 0
     a, b = _state(run), _state(ref)
     for key in ("model", "ema", "opt", "images"):
-        assert _same_tensors(a[key], b[key]), key
+        assert same(a[key], b[key]), key
 
 
 @pytest.mark.slow
@@ -182,7 +174,7 @@ def test_centred_training_keeps_the_mean_image_in_the_checkpoint(tmp_path):
                           atol=1e-6)
 
 
-def test_stats_cadence_through_the_loop_skeleton(tmp_path):
+def test_stats_cadence_through_the_loop_skeleton(tmp_path, same):
     """The trainer runs on dmrules.core.loop.ResumableLoop.run (issue 13): a stats line every log
     interval, at every checkpoint and at each stop (stop_after included), the same keys in the same
     order; a run cut at step 7 and resumed writes the lines, losses and checkpoint of an uncut one."""
@@ -200,4 +192,4 @@ def test_stats_cadence_through_the_loop_skeleton(tmp_path):
     # the line at 7 averages steps 6-7 only; every other line is the uncut run's
     whole = {r["step"]: r["loss"] for r in lines["whole"]}
     assert all(whole[r["step"]] == r["loss"] for r in lines["cut"] if r["step"] not in (7, 9))
-    assert _same_tensors(_state(tmp_path / "whole"), _state(tmp_path / "cut"))
+    assert same(_state(tmp_path / "whole"), _state(tmp_path / "cut"))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -183,10 +182,7 @@ class Trainer:
     def load(self, ckpt: dict) -> None:
         self.net.load_state_dict(ckpt["model"])
         self.ema.module.load_state_dict(ckpt["ema"])
-        # intern the unpickled state keys ("step", "exp_avg", ...): pickle memoises by identity, and a fresh
-        # "step" string here made a resumed run's checkpoint 9 bytes longer than an uninterrupted one's
-        opt = dict(ckpt["opt"], state={k: {sys.intern(n): v for n, v in st.items()} for k, st in ckpt["opt"]["state"].items()})
-        self.opt.load_state_dict(opt)
+        self.opt.load_state_dict(ckpt["opt"])  # its keys come interned (R.torch_load): same bytes after a resume
         torch.set_rng_state(ckpt["torch_rng"])
         if "cuda_rng" in ckpt and torch.cuda.is_available() and len(ckpt["cuda_rng"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])

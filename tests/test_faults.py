@@ -226,6 +226,27 @@ def test_truncated_or_empty_torch_files_are_one_sentence(tmp_path):
         R.torch_load(good, keys=("a", "c"))
 
 
+def test_torch_load_interns_keys_and_keeps_state_dict_metadata(tmp_path):
+    """Keys come back interned (a stop and resume then writes the same checkpoint bytes as an
+    uninterrupted run) and nothing else changes: values, key order, a state_dict's _metadata."""
+    import sys
+
+    import torch
+
+    bn = torch.nn.BatchNorm1d(3)
+    opt = torch.optim.Adam(bn.parameters())
+    bn(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    obj = {"model": bn.state_dict(), "opt": opt.state_dict(), "step": 7, "names": ["a", "b"]}
+    R.torch_save(obj, tmp_path / "c.pt")
+    got = R.torch_load(tmp_path / "c.pt", keys=("model", "opt"))
+    for st in got["opt"]["state"].values():
+        assert all(k is sys.intern(k) for k in st)
+    assert list(got["model"]) == list(obj["model"]) and got["model"]._metadata == obj["model"]._metadata
+    assert all(torch.equal(got["model"][k], v) for k, v in obj["model"].items())
+    assert got["opt"]["param_groups"] == obj["opt"]["param_groups"] and got["step"] == 7 and got["names"] == ["a", "b"]
+
+
 def test_a_full_disk_during_torch_save_names_the_cause_and_keeps_the_old_file(tmp_path, monkeypatch):
     """torch.save reports a failed write as a RuntimeError ("file write failed"); the write layer
     recovers the OSError behind it."""

@@ -64,6 +64,8 @@ def test_stop_and_resume_gives_the_uninterrupted_classifier(tmp_path):
     (sa, a), (sb, b) = _state(tmp_path / "a"), _state(tmp_path / "b")
     assert sa == sb == 5 and a.keys() == b.keys()
     assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+    # byte for byte too: R.torch_load interns the unpickled keys (the resumed file was 12 bytes longer)
+    assert (tmp_path / "a" / "classifier.pt").read_bytes() == (tmp_path / "b" / "classifier.pt").read_bytes()
     # the same lines as the uninterrupted run, plus the evaluation a stop_after call makes at its stop
     # (kept from the loop before issue 13: a stop is a test hook, a kill writes no such line)
     assert _stats(tmp_path / "b") == _stats(tmp_path / "b")[:1] + _stats(tmp_path / "a")

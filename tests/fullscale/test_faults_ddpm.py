@@ -236,9 +236,9 @@ def test_identical_runs_write_byte_identical_checkpoints(tmp_path):
 
 
 def test_a_resumed_run_writes_the_same_checkpoint_bytes(tmp_path):
-    """Stopped at 16 images and resumed to 32 = straight to 32, byte for byte (the optimiser's unpickled
-    state keys are interned on load: pickle memoises by identity, and a fresh "step" string used to make
-    the resumed file 9 bytes longer)."""
+    """Stopped at 16 images and resumed to 32 = straight to 32, byte for byte (R.torch_load interns the
+    unpickled keys: pickle memoises by identity, and a fresh "step" string used to make the resumed file
+    9 bytes longer)."""
     cfg = presets.make_config("A", "unet-small", "smoke")
     train.train(cfg, tmp_path / "a", _images(), _rt(), log=lambda m: None, stop_after_images=32)
     train.train(cfg, tmp_path / "b", _images(), _rt(), log=lambda m: None, stop_after_images=16)

@@ -63,7 +63,7 @@ clocks: $(STAMP)
 	  --out $(CLOCKS_OUT) --table reports/results/clocks_cpu.parquet
 	$(PY) -m dmrules sweep clocks --tasks A --n 1024,64 --seeds 0 --kimg 20,80 --second-sampler none \
 	  --holdout sun_x:0.35:0.45 $(CLOCKS_ARGS) --out $(BAND_OUT)
-	$(PY) -m dmrules sweep clocks --tasks C --n 1024,64 --seeds 0 --kimg 20,80 --second-sampler none \
+	$(PY) -m dmrules sweep clocks --tasks C --n 1024,64 --seeds 0 --kimg 20,80,160 --second-sampler none \
 	  --holdout r1:0.09:0.11 $(CLOCKS_ARGS) --out $(BAND_OUT)
 	$(PY) -m dmrules sweep baselines $(BAND_OUT) --denoisers empirical,local:9
 	$(PY) -m dmrules sweep aggregate $(BAND_OUT) --table reports/results/holdout_cpu.parquet

@@ -32,12 +32,13 @@ def run_dir(out, run: ClockRun) -> Path:
 
 
 def write_manifest(out, runs: list[ClockRun], sweep: dict) -> Path:
-    """OUT/manifest.json: the sweep's options and its runs (merged with runs listed earlier)."""
+    """OUT/manifest.json: the sweep's options and its runs, merged with runs listed earlier (in their
+    order). A run listed again takes this sweep's spec: its folder refuses any other (clocks.run_one),
+    so a spec can only change after the old folder was moved away, and the manifest then follows."""
     path = Path(out) / "manifest.json"
-    old = json.loads(path.read_text())["runs"] if path.exists() else []
-    names = {r["name"] for r in old}
-    new = old + [{"name": r.name, "dir": str(run_dir(out, r).relative_to(out)), "spec": r.to_json()}
-                 for r in runs if r.name not in names]
+    old = R.read_json(path, "sweep manifest")["runs"] if path.exists() else []
+    entry = {r.name: {"name": r.name, "dir": str(run_dir(out, r).relative_to(out)), "spec": r.to_json()} for r in runs}
+    new = [entry.pop(r["name"], r) for r in old] + list(entry.values())
     R.write_json(path, {"sweep": sweep, "runs": new, "provenance": R.provenance(config=sweep)})
     return path
 

@@ -142,6 +142,17 @@ def test_a_run_held_by_another_process_is_busy_and_specs_are_checked(tmp_path, c
     assert aggregate.coverage(tmp_path) == {}
 
 
+def test_the_manifest_keeps_its_order_adds_new_runs_and_follows_a_changed_spec(tmp_path):
+    a, c = clocks.make_runs(["A", "C"], [64], [0], "cpu")
+    launch.write_manifest(tmp_path, [a, c], {"first": 1})
+    longer = clocks.make_runs(["C"], [64], [0], "cpu", kimg=[20, 80, 160])[0]  # after C's folder was moved away
+    new = clocks.make_runs(["C"], [256], [0], "cpu")[0]
+    launch.write_manifest(tmp_path, [new, longer], {"second": 1})
+    runs = json.loads((tmp_path / "manifest.json").read_text())["runs"]
+    assert [r["name"] for r in runs] == ["A-n64-s0", "C-n64-s0", "C-n256-s0"]
+    assert [clocks.ClockRun.from_json(r["spec"]) for r in runs] == [a, longer, new]
+
+
 def test_band_sweep_with_closed_form_baselines(tmp_path):
     from fullscale.experiments import band_baselines
 

@@ -17,6 +17,7 @@ to its registry is a CLI choice too. Order is the registry's (and the ``--help``
 | WEIGHTS        | ``fullscale.generate``: sample the EMA or the raw weights |
 | EVAL_PROTOCOLS | ``fullscale.evaluate.ceiling.EXACT_PROTOCOLS``, ``dmrules evaluate --protocol`` |
 | CONFORM_CATEGORIES | ``fullscale.evaluate.paper_protocol.CATEGORIES_A`` (Task A's d lists) |
+| LAUNCHERS      | ``fullscale.experiments.launch`` (``dmrules sweep clocks --launcher``) |
 
 Tasks have their own registry (``fullscale.tasks.registry``), also torch-free.
 """
@@ -54,3 +55,4 @@ VARIANCES = ("beta", "posterior")  # the ancestral sampler's sigma_i^2: beta_i (
 WEIGHTS = ("ema", "raw")
 EVAL_PROTOCOLS = ("precise", "paper", "paper-train")  # our evaluator; the authors' on generated / training images
 CONFORM_CATEGORIES = ("lnd", "lfd", "rnd", "rfd")  # the four d lists of the authors' Task A notebook (cell 10)
+LAUNCHERS = ("local", "slurm", "submitit-local", "submitit-debug")  # a sweep's runs: process pool or submitit

@@ -210,3 +210,25 @@ def test_the_evaluators_read_the_name_lists():
 
     assert ceiling.EXACT_PROTOCOLS is names.EVAL_PROTOCOLS and ceiling.PROTOCOLS == ("precise", "paper")
     assert paper_protocol.CATEGORIES_A is names.CONFORM_CATEGORIES
+
+
+def test_the_remaining_cli_mirrors_are_their_owners():
+    """The CLI keeps torch-free copies of a few lists whose owners import torch; each is pinned here."""
+    from dmrules import commands
+    from dmrules.cli import build_parser
+    from fullscale import names
+    from fullscale.experiments import launch
+    from sims import experiments
+    from theory import checks
+
+    p = build_parser()
+    for presets in (experiments.FL_PRESETS, experiments.RULES_PRESETS, experiments.DIGITS_PRESETS):
+        assert tuple(presets) == commands.SIMS_PRESETS
+    for group in ("fl", "rules", "digits"):
+        assert _choices(p, ("sims", group), "--preset") == commands.SIMS_PRESETS
+    assert _choices(p, ("theory", "score"), "--dist") == commands.THEORY_DISTS == checks.DISTS
+    for dist in checks.DISTS:
+        checks.make_dist(dist, 4, 0)
+    with pytest.raises(ValueError, match="rules, fl"):
+        checks.make_dist("gauss", 4, 0)
+    assert _choices(p, ("sweep", "clocks"), "--launcher") == names.LAUNCHERS and launch.LAUNCHERS is names.LAUNCHERS

@@ -82,6 +82,10 @@ def numbers(kind=float, lo=None, hi=None, lo_open: bool = False, hi_open: bool =
 # texts of its step options read this mirror; tests/test_owners.py pins it to the process.
 DDPM_T = 1000
 T_MAX = DDPM_T - 1  # the last DDPM step index (VPProcess().t_max): the ancestral sampler's step count
+# more torch-free mirrors, pinned to their owners by tests/test_owners.py: the sims presets (the keys of
+# sims.experiments' FL_PRESETS, RULES_PRESETS and DIGITS_PRESETS) and the data laws of theory.checks.make_dist
+SIMS_PRESETS = ("quick", "paper")
+THEORY_DISTS = ("rules", "fl")
 
 # ready-made types
 parse_floats = numbers(float)  # comma-separated finite floats, e.g. ``--t 0.05,0.1,1``

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmrules.commands import T_MAX, nonneg_ints, number, numbers, parse_names, positive_int, positive_ints
+from dmrules.commands import SIMS_PRESETS, T_MAX, nonneg_ints, number, numbers, parse_names, positive_int, positive_ints
 
 SNRS = numbers(float, lo=0, lo_open=True, what="SNR values")
 OU_TIMES = numbers(float, lo=0, lo_open=True, what="OU times t")
@@ -32,7 +32,7 @@ examples:
 
 
 def _common(p: argparse.ArgumentParser, presets: str) -> None:
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"],
+    p.add_argument("--preset", default="quick", choices=SIMS_PRESETS,
                    help=f"configuration table ({presets}); the flags below override it")
     p.add_argument("--out", required=True, metavar="F.parquet", help="output table (tidy parquet with provenance)")
     p.add_argument("--seeds", type=nonneg_ints, metavar="S,...", help="seeds (each one a model per configuration)")

@@ -58,7 +58,7 @@ def register(sub) -> None:
                    help="sampler repeated at the final budget, or none (default cpu/paper ddim100-eta0)")
     c.add_argument("--holdout", default=None, metavar="NAME:LO:HI",
                    help="train without the images whose NAME lies in [LO, HI) ('free' = each task's free variable)")
-    c.add_argument("--launcher", choices=("local", "slurm", "submitit-local", "submitit-debug"), default="local",
+    c.add_argument("--launcher", choices=names.LAUNCHERS, default="local",
                    help="local process pool (default), SLURM via submitit, or submitit's local/debug executors")
     c.add_argument("--workers", type=positive_int, default=None,
                    help="local pool size (default: cores // threads, i.e. 2 on 2 cores with 1 thread)")

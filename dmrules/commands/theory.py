@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-from dmrules.commands import nonneg_int, number, numbers, positive_int
+from dmrules.commands import THEORY_DISTS, nonneg_int, number, numbers, positive_int
 
 OU_TIMES = numbers(float, lo=0, lo_open=True, what="OU times t")
 DEGREES = numbers(int, lo=0, what="polynomial degrees")
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                            description="A table checking the closed-form score of a data law against autograd "
                                        "of its exact log-density and against importance-sampling Monte Carlo.",
                            epilog=SCORE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    score.add_argument("--dist", default="rules", choices=["rules", "fl"],
+    score.add_argument("--dist", default="rules", choices=THEORY_DISTS,
                        help="rules: RulePatches (x(1) = zeta u, x(2) = (1-zeta) v); fl: TwoPatchSignalNoise (default rules)")
     score.add_argument("--t", type=OU_TIMES, default=[0.05, 0.2, 1.0], metavar="T,...",
                        help="OU times t > 0 (default 0.05,0.2,1)")

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 
 from dmrules.core import results as R
+from fullscale import names
 
 from .clocks import ClockRun, RunBusy, is_done, run_one
 
-LAUNCHERS = ("local", "slurm", "submitit-local", "submitit-debug")
+LAUNCHERS = names.LAUNCHERS
 
 
 def run_dir(out, run: ClockRun) -> Path:

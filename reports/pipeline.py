@@ -2,8 +2,9 @@
 
 A :class:`Result` is a table made by one ``dmrules`` command, e.g.
 ``Result("sims_fl", {"default": ["sims", "fl", "--preset", "quick"], "full": [...]})``. The pipeline
-runs the command in-process with ``--out reports/cache/<key>-<hash><suffix>`` where the hash is
-taken over the command line, so a re-run recomputes only results whose command changed. A result
+runs the command in-process with ``--out reports/cache/<key>-<hash>-<code><suffix>``: the hash is
+taken over the command line and <code> over the source of the packages that compute it
+(:func:`code_hash`), so a re-run recomputes exactly the results whose command or code changed. A result
 counts as made once its provenance file ``<out>.json`` exists (written last): a killed run leaves
 none, and the next run calls the command again, which resumes or redoes its own atomic writes.
 
@@ -21,6 +22,8 @@ Failures are contained: a figure module that does not import, a result whose com
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import json
 import pkgutil
@@ -43,6 +46,22 @@ COMMITTED = ROOT / "results"
 PRESETS = ("default", "full")
 
 
+# The packages whose code computes a result, by the first word of its command (the CLI, dmrules/, serves
+# them all). A result made by older code is not reused: editing sims/ recomputes the sims tables only.
+CODE_OF = {"theory": ("dmrules", "theory"), "sims": ("dmrules", "theory", "sims")}
+DEFAULT_CODE = ("dmrules", "theory", "fullscale")  # data, run, ceiling, ...: the full-scale stack
+
+
+@functools.lru_cache(maxsize=None)
+def code_hash(packages: tuple, root: Path = ROOT.parent) -> str:
+    """10 hex digits over the path and bytes of every ``*.py`` file of ``packages`` under ``root``."""
+    h = hashlib.sha256()
+    for pkg in packages:
+        for f in sorted((Path(root) / pkg).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class Result:
     key: str
@@ -60,7 +79,8 @@ class Result:
 
     def path(self, preset: str, cache: Path | None = None) -> Path:
         argv = self.command(preset)
-        return Path(cache or CACHE) / f"{self.key}-{R.config_hash(argv, 10)}{self.suffix}"
+        code = code_hash(CODE_OF.get(argv[0], DEFAULT_CODE))
+        return Path(cache or CACHE) / f"{self.key}-{R.config_hash(argv, 10)}-{code}{self.suffix}"
 
     def needs_gpu(self, preset: str) -> bool:
         """A GPU is needed only for a preset with its own (paper-scale) command that asks for one."""

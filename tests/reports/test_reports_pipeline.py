@@ -105,6 +105,28 @@ def test_missing_output_redraws_and_force_recomputes(layout):
     assert calls == ["t1"] * 4
 
 
+def test_a_result_made_by_other_code_is_not_reused(layout, tmp_path, monkeypatch):
+    """The cache key holds the source of the packages that compute a result: an edit there recomputes
+    it (the old cache kept results of older code), an edit elsewhere does not."""
+    src = tmp_path / "src"
+    for pkg in ("dmrules", "theory", "fullscale", "sims"):
+        (src / pkg).mkdir(parents=True)
+        (src / pkg / "m.py").write_text("x = 1\n")
+    monkeypatch.setattr(pipeline, "code_hash", pipeline.functools.partial(pipeline.code_hash.__wrapped__, root=src))
+    theory_only = Result("t", {"default": ["theory", "bound"]})
+    before = TINY.path("default", layout.cache), theory_only.path("default", layout.cache)
+    (src / "sims" / "m.py").write_text("x = 2\n")  # neither result's code
+    assert (TINY.path("default", layout.cache), theory_only.path("default", layout.cache)) == before
+    (src / "fullscale" / "m.py").write_text("x = 2\n")  # TINY's (`data`), not theory's
+    assert TINY.path("default", layout.cache) != before[0]
+    assert theory_only.path("default", layout.cache) == before[1]
+    (src / "dmrules" / "m.py").write_text("x = 2\n")  # the CLI serves both
+    assert theory_only.path("default", layout.cache) != before[1]
+    old = pipeline.code_hash(("theory",))
+    (src / "theory" / "new.py").write_text("")  # a new (even empty) file counts too
+    assert pipeline.code_hash(("theory",)) != old
+
+
 def test_an_interrupted_result_is_made_again(layout):
     """The provenance file is written last: without it the result counts as unmade (a killed run)."""
     pipeline.run(figures=[table_figure("t1")], layout=layout, log=quiet([]))

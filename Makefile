@@ -61,7 +61,9 @@ CLOCKS_ARGS ?= --preset cpu --threads 1
 clocks: $(STAMP)
 	$(PY) -m dmrules sweep clocks --tasks A,C --n 64,1024,16,256,4000 --seeds 0,1 $(CLOCKS_ARGS) \
 	  --out $(CLOCKS_OUT) --table reports/results/clocks_cpu.parquet
-	$(PY) -m dmrules sweep clocks --tasks A --n 1024,64 --seeds 0 --kimg 20,80 --second-sampler none \
+	$(PY) -m dmrules sweep clocks --tasks A --n 1024 --seeds 0,1 --kimg 80,160,320 $(CLOCKS_ARGS) \
+	  --out $(CLOCKS_OUT)_long --table reports/results/clocks_long_cpu.parquet
+	$(PY) -m dmrules sweep clocks --tasks A --n 1024,64 --seeds 0 --kimg 20,80,160 --second-sampler none \
 	  --holdout sun_x:0.35:0.45 $(CLOCKS_ARGS) --out $(BAND_OUT)
 	$(PY) -m dmrules sweep clocks --tasks C --n 1024,64 --seeds 0 --kimg 20,80,160 --second-sampler none \
 	  --holdout r1:0.09:0.11 $(CLOCKS_ARGS) --out $(BAND_OUT)

@@ -18,6 +18,8 @@ from reports.pipeline import COMMITTED, Figure
 
 TABLE = COMMITTED / "clocks_cpu.parquet"
 SPLIT = COMMITTED / "clocks_cpu_split.parquet"
+LONG = COMMITTED / "clocks_long_cpu.parquet"  # one cell again with twice the images (its own LR schedule)
+LONG_SPLIT = COMMITTED / "clocks_long_cpu_split.parquet"
 REGENERATE = "`make clocks` (docs/clocks.md)"
 CLOCKS = (("coarse violations < 1 %", "o"), ("novel conform % within 5 of training", "s"), ("copy rate > 50 %", "^"))
 
@@ -107,6 +109,24 @@ def _provenance(df) -> str:
             + (f" (still missing: {', '.join(missing)})" if missing else "") + ".\n")
 
 
+def _long_text(long) -> str:
+    """The longer-budget cell (dotted in the novel-conform panel), every budget, first sampler and second."""
+    import pandas as pd
+
+    if not len(long):
+        return ""
+    from dmrules.core.results import read_table
+
+    split = read_table(LONG_SPLIT) if LONG_SPLIT.exists() else pd.DataFrame()
+    parts = [_final_table(long.assign(final=long["kimg"] == k), split) for k in sorted(long["kimg"].unique())]
+    head = parts[0].splitlines()[:2]
+    body = [ln for p in parts for ln in p.splitlines()[2:]]
+    prov = long.attrs.get("provenance", {})
+    return ("\nA longer budget (`reports/results/" + LONG.name + "`, dotted in the figure): the same cell trained "
+            "again with budgets up to " + f"{long['kimg'].max():g}" + " kimg (its learning-rate schedule spans them) "
+            f"(table written at commit `{prov.get('commit', '?')}`):\n\n" + "\n".join(head + body) + "\n")
+
+
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     import numpy as np
     import pandas as pd
@@ -120,6 +140,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     df = read_table(TABLE)
     split = read_table(SPLIT) if SPLIT.exists() else pd.DataFrame()
     df = df[df["holdout"] == ""]
+    long = read_table(LONG) if LONG.exists() else pd.DataFrame()
     tasks = sorted(df["task"].unique())
     clocks = clock_table(df)
     prim = _primary(df)
@@ -165,6 +186,12 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             if col == "novel_conform_pct":
                 ax.axhline(float(t["train_conform_pct"].mean()), color=style.COLORS["ceiling"], ls="--",
                            label="training images")
+                lt = _primary(long[long["task"] == task]) if len(long) else long
+                for n, g in (lt.groupby("n") if len(lt) else ()):
+                    m = g.groupby("kimg")["novel_conform_pct"].agg(["mean", "min", "max"])
+                    ax.errorbar(m.index, m["mean"], yerr=[m["mean"] - m["min"], m["max"] - m["mean"]], color="k",
+                                ls=":", marker="D", ms=4, capsize=2, lw=1,
+                                label=f"n = {n}, {g['kimg'].max():g}-kimg schedule")
             if col == "coarse %":
                 ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
                 ax.set_yscale("symlog", linthresh=1.0)
@@ -185,7 +212,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             "than the median fresh render; copy rate: samples closer (pixels) than any fresh render; split ratio: "
             "paired / unrelated pixel distance of the two seeds' samples from the same noise (bootstrap 95 % CI; "
             "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget; the coarse and novel clocks need at least 30 parsed / novel samples behind the rate):\n\n"
-            + style.markdown_table(clocks.astype(object).fillna("–")) + _provenance(df))
+            + style.markdown_table(clocks.astype(object).fillna("–")) + _provenance(df) + _long_text(long))
     files.append(write_text(out_dir / "rule_clocks.md", text))
     return files
 
@@ -198,10 +225,11 @@ FIGURES = [
                 "image budgets for every n on 256 fixed per-sample seeds (stochastic DDIM, 100 steps, eta 1); "
                 "the two seeds train on disjoint sets. Top: first budget at which coarse violations < 1 %, "
                 "conform % among novel samples within 5 points of the training images', copy rate > 50 %. "
-                "Below: the trajectories (band: the seeds' range); dashed: disjoint-split ratio. Committed table "
+                "Below: the trajectories (band: the seeds' range); dashed: disjoint-split ratio; dotted (Task A): "
+                "n = 1024 trained again with twice the images (its own schedule to 320 kimg). Committed tables "
                 "(make clocks).",
         draw=_draw,
         section="rules-ddpm",
-        watch=(TABLE, SPLIT),
+        watch=(TABLE, SPLIT, LONG, LONG_SPLIT),
     ),
 ]

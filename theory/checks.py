@@ -27,15 +27,17 @@ BOUND_MC_RTOL = 0.02
 
 
 # ---- the score table ------------------------------------------------------------------------------------
-DISTS = ("rules", "fl")  # the laws make_dist builds (the CLI's torch-free mirror: dmrules.commands.THEORY_DISTS)
+_LAWS = {  # name -> law(d, seed, mu_norm, sigma_xi, zeta)
+    "rules": lambda d, seed, mu_norm, sigma_xi, zeta: RulePatches(d, zeta, seed=seed),
+    "fl": lambda d, seed, mu_norm, sigma_xi, zeta: TwoPatchSignalNoise(d, mu_norm, sigma_xi, seed=seed),
+}
+DISTS = tuple(_LAWS)  # the laws make_dist builds (the CLI's torch-free mirror: dmrules.commands.THEORY_DISTS)
 
 
 def make_dist(dist: str, d: int, seed: int, mu_norm: float = 1.5, sigma_xi: float = 0.5, zeta="uniform"):
-    if dist == DISTS[0]:
-        return RulePatches(d, zeta, seed=seed)
-    if dist == DISTS[1]:
-        return TwoPatchSignalNoise(d, mu_norm, sigma_xi, seed=seed)
-    raise ValueError(f"unknown distribution {dist!r}: use one of {', '.join(DISTS)}")
+    if dist not in _LAWS:
+        raise ValueError(f"unknown distribution {dist!r}: use one of {', '.join(DISTS)}")
+    return _LAWS[dist](d, seed, mu_norm, sigma_xi, zeta)
 
 
 def score_check_rows(dist: str = "rules", t=(0.05, 0.2, 1.0), d: int = 6, n: int = 16, mc_samples: int = 200_000,

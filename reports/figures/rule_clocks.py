@@ -3,8 +3,8 @@
 Reads the committed sweep table ``reports/results/clocks_cpu.parquet`` (and ``*_split``), made by
 ``make clocks`` (docs/clocks.md); it is not recomputed by ``make figures`` (the sweep takes CPU hours).
 Per task: the first evaluated budget (kimg, first sampler) at which (i) coarse violations fall below
-1 % (on >= 30 parsed samples), (ii) conform % on *novel* samples comes within 5 points of the training
-images' conform % (on >= 30 novel samples), and (iii) copy_rate passes 50 %, per seed (a marker at the top edge: not reached by the last budget);
+1 % (on >= MIN_COUNT parsed samples), (ii) conform % on *novel* samples comes within 5 points of the
+training images' conform % (on >= MIN_COUNT novel samples), and (iii) copy_rate passes 50 %, per seed (a marker at the top edge: not reached by the last budget);
 then the trajectories behind them, the disjoint-split ratio, and a table at the final budget with the
 seeds' spread and the second sampler beside the first.
 """
@@ -83,7 +83,7 @@ def _final_table(df, split) -> str:
 
     rows = []
     fin = df[df["final"]]
-    for (task, n, sampler), g in fin.groupby(["task", "n", "sampler"]):
+    for (task, n, sampler, _), g in fin.groupby(["task", "n", "sampler", "kimg"]):
         sp = split[(split["task"] == task) & (split["n"] == n) & (split["sampler"] == sampler)
                    & (split["kimg"] == g["kimg"].iloc[0])] if len(split) else split
         rows.append({"task": task, "n": n, "sampler": sampler, "kimg": f"{g['kimg'].iloc[0]:g}",
@@ -109,22 +109,14 @@ def _provenance(df) -> str:
             + (f" (still missing: {', '.join(missing)})" if missing else "") + ".\n")
 
 
-def _long_text(long) -> str:
-    """The longer-budget cell (dotted in the novel-conform panel), every budget, first sampler and second."""
-    import pandas as pd
-
+def _long_text(long, split) -> str:
+    """The longer-budget cell (dotted in the novel-conform panel): every budget, both samplers."""
     if not len(long):
         return ""
-    from dmrules.core.results import read_table
-
-    split = read_table(LONG_SPLIT) if LONG_SPLIT.exists() else pd.DataFrame()
-    parts = [_final_table(long.assign(final=long["kimg"] == k), split) for k in sorted(long["kimg"].unique())]
-    head = parts[0].splitlines()[:2]
-    body = [ln for p in parts for ln in p.splitlines()[2:]]
     prov = long.attrs.get("provenance", {})
-    return ("\nA longer budget (`reports/results/" + LONG.name + "`, dotted in the figure): the same cell trained "
-            "again with budgets up to " + f"{long['kimg'].max():g}" + " kimg (its learning-rate schedule spans them) "
-            f"(table written at commit `{prov.get('commit', '?')}`):\n\n" + "\n".join(head + body) + "\n")
+    return (f"\nA longer budget (`reports/results/{LONG.name}`, dotted in the figure): the same cell trained again "
+            f"with budgets up to {long['kimg'].max():g} kimg (its learning-rate schedule spans them) (table written "
+            f"at commit `{prov.get('commit', '?')}`):\n\n" + _final_table(long.assign(final=True), split))
 
 
 def _draw(inputs: dict, out_dir: Path) -> list[Path]:
@@ -141,6 +133,7 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
     split = read_table(SPLIT) if SPLIT.exists() else pd.DataFrame()
     df = df[df["holdout"] == ""]
     long = read_table(LONG) if LONG.exists() else pd.DataFrame()
+    long_split = read_table(LONG_SPLIT) if LONG_SPLIT.exists() else pd.DataFrame()
     tasks = sorted(df["task"].unique())
     clocks = clock_table(df)
     prim = _primary(df)
@@ -177,8 +170,8 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
         parsed, novel = counts(t)
         t.loc[parsed < MIN_COUNT, "coarse %"] = float("nan")
         t.loc[novel < MIN_COUNT, "novel_conform_pct"] = float("nan")
-        for i, (col, ylabel) in enumerate((("coarse %", "coarse violations (%, >= 30 parsed)"),
-                                           ("novel_conform_pct", "conform % on novel samples (>= 30)"),
+        for i, (col, ylabel) in enumerate((("coarse %", f"coarse violations (%, >= {MIN_COUNT} parsed)"),
+                                           ("novel_conform_pct", f"conform % on novel samples (>= {MIN_COUNT})"),
                                            ("copy %", "copy rate (%)")), start=1):
             ax = axes[i, j]
             sns.lineplot(t, x="kimg", y=col, hue="n", palette=palette, marker="o", errorbar=("pi", 100), ax=ax)
@@ -211,8 +204,9 @@ def _draw(inputs: dict, out_dir: Path) -> list[Path]:
             "value: one seed). Novel: parsed samples farther (position features) from every training image "
             "than the median fresh render; copy rate: samples closer (pixels) than any fresh render; split ratio: "
             "paired / unrelated pixel distance of the two seeds' samples from the same noise (bootstrap 95 % CI; "
-            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget; the coarse and novel clocks need at least 30 parsed / novel samples behind the rate):\n\n"
-            + style.markdown_table(clocks.astype(object).fillna("–")) + _provenance(df) + _long_text(long))
+            "0 = same function of the noise, 1 = unrelated).\n\nClocks (first kimg at which each holds; –: not by the last budget; "
+            f"the coarse and novel clocks need at least {MIN_COUNT} parsed / novel samples behind the rate):\n\n"
+            + style.markdown_table(clocks.astype(object).fillna("–")) + _provenance(df) + _long_text(long, long_split))
     files.append(write_text(out_dir / "rule_clocks.md", text))
     return files
 
